@@ -1,0 +1,277 @@
+#!/usr/bin/env node
+/**
+ * The `tributary` command line. Errors a user can act on are one line on stderr and an exit code:
+ * 2 for configuration and usage errors, 3 when NATS cannot be reached, 1 for anything else.
+ */
+import { readFileSync } from "node:fs";
+import { Command, CommanderError, Option } from "commander";
+import { loadConfig, type Config, type ConfigOverrides } from "./config.js";
+import { createTopology, type PipelineStats, type SourceSpec } from "./topology.js";
+import { FeatureReader, formatFeatures } from "./features.js";
+import { readStatus } from "./status.js";
+import { parseDay } from "./timestamps.js";
+import { createLogger, type Logger } from "./log.js";
+import { ConfigError, SourceError, StorageError } from "./errors.js";
+import { connectWithRetry } from "./sources/jetstream.js";
+import { fileMessages } from "./sources/files.js";
+import { publishAll, recordMessage, type OutgoingMessage } from "./sinks/publisher.js";
+import { entityOf } from "./operators/decode.js";
+
+const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+
+interface CommonFlags {
+  config?: string;
+  nats?: string;
+  stream?: string;
+  dataDir?: string;
+  logLevel?: string;
+}
+
+function configFrom(flags: CommonFlags): Config {
+  const overrides: ConfigOverrides = {};
+  const natsUrl = flags.nats ?? process.env.NATS_URL;
+  if (natsUrl !== undefined || flags.stream !== undefined) overrides.nats = { url: natsUrl, stream: flags.stream };
+  if (flags.dataDir !== undefined) overrides.dataDir = flags.dataDir;
+  // NATS_URL is the conventional variable; TRIBUTARY_NATS_URL and --nats override it.
+  if (flags.nats === undefined && process.env.TRIBUTARY_NATS_URL) (overrides.nats as ConfigOverrides).url = process.env.TRIBUTARY_NATS_URL;
+  return loadConfig({ file: flags.config, overrides });
+}
+
+function logger(flags: CommonFlags): Logger {
+  return createLogger(flags.logLevel ?? process.env.TRIBUTARY_LOG_LEVEL ?? "info");
+}
+
+function pad(rows: (string | number)[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  return rows.map((r) => r.map((v, i) => (i === 0 ? String(v).padEnd(widths[i]!) : String(v).padStart(widths[i]!))).join("  ")).join("\n");
+}
+
+/** The end-of-run summary: records per layer, duplicates, quarantine by reason, time and rate. */
+export function formatSummary(s: PipelineStats): string {
+  const silver = Object.values(s.silver).reduce((a, b) => a + b, 0);
+  const dups = Object.values(s.duplicates).reduce((a, b) => a + b, 0);
+  const quarantined = Object.entries(s.quarantined).filter(([, n]) => n > 0);
+  const q = quarantined.reduce((a, [, n]) => a + n, 0);
+  const secs = Math.max(s.elapsedMs, 1) / 1000;
+  const rows: (string | number)[][] = [
+    ["bronze messages", s.bronze],
+    ...(s.redelivered ? [["already in bronze (skipped)", s.redelivered]] : []),
+    ["silver records", silver],
+    ...Object.entries(s.silver).filter(([, n]) => n > 0).map(([e, n]) => [`  ${e}`, n]),
+    ["duplicates removed", dups],
+    ["quarantined", q],
+    ...quarantined.map(([r, n]) => [`  ${r}`, n]),
+    ["elapsed", `${secs.toFixed(2)} s`],
+    ["rate", `${Math.round(s.bronze / secs).toLocaleString("en-US")} msg/s`],
+  ];
+  return pad(rows);
+}
+
+async function runTopology(source: SourceSpec, config: Config, log: Logger, onSignal: boolean): Promise<PipelineStats> {
+  const topology = createTopology({ source, config, log });
+  if (onSignal) {
+    const stop = (signal: string) => {
+      log.info({ event: "signal", signal }, `received ${signal}, finishing the batch in flight`);
+      void topology.stop();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  }
+  await topology.start();
+  return topology.done;
+}
+
+function dataDirOption(): Option {
+  return new Option("--data-dir <dir>", "data directory holding bronze/silver/gold .sqlite files (default ./data)");
+}
+
+function build(): Command {
+  const program = new Command("tributary")
+    .description("Streaming customer features: NATS JetStream → bronze/silver/gold SQLite")
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command("run")
+    .description("consume the JetStream stream until SIGTERM/SIGINT (or, with --drain, until nothing is pending)")
+    .option("--config <file>", "YAML or JSON config file")
+    .option("--nats <url>", "NATS server URL (default $NATS_URL, then nats://127.0.0.1:4222)")
+    .option("--stream <name>", "JetStream stream name (default TRIBUTARY)")
+    .addOption(dataDirOption())
+    .option("--drain", "exit 0 once the consumer has no pending messages and everything is committed")
+    .option("--connect-timeout <seconds>", "with --drain, give up connecting after this long (exit 3)", "30")
+    .option("--log-level <level>", "trace, debug, info, warn, error or silent")
+    .action(async (flags: CommonFlags & { drain?: boolean; connectTimeout: string }) => {
+      const config = configFrom(flags);
+      const log = logger(flags);
+      const timeout = flags.drain ? Number(flags.connectTimeout) * 1000 : undefined;
+      const stats = await runTopology({ kind: "jetstream", drain: flags.drain ?? false, connectTimeoutMs: timeout }, config, log, true);
+      process.stdout.write(formatSummary(stats) + "\n");
+    });
+
+  program
+    .command("ingest")
+    .description("ingest CSV, NDJSON or JSON-array files through the same topology")
+    .argument("<files...>", "files; the entity comes from --entity or the file name")
+    .option("--entity <name>", "entity of every record (customers, transactions, interactions, events, sessions)")
+    .option("--config <file>", "YAML or JSON config file")
+    .addOption(dataDirOption())
+    .option("--log-level <level>", "trace, debug, info, warn, error or silent")
+    .action(async (files: string[], flags: CommonFlags & { entity?: string }) => {
+      const config = configFrom(flags);
+      const stats = await runTopology({ kind: "files", files, entity: flags.entity }, config, logger(flags), true);
+      process.stdout.write(formatSummary(stats) + "\n");
+    });
+
+  program
+    .command("features")
+    .description("print gold features as of a day (default: now)")
+    .addOption(dataDirOption())
+    .option("--config <file>", "YAML or JSON config file")
+    .option("--as-of <YYYY-MM-DD>", "features as of that day at 00:00Z, counting only earlier records")
+    .option("--customer <id>", "one customer only")
+    .addOption(new Option("--format <format>", "output format").choices(["table", "csv", "json"]).default("table"))
+    .action((flags: CommonFlags & { asOf?: string; customer?: string; format: "table" | "csv" | "json" }) => {
+      const config = configFrom(flags);
+      let asOf = Date.now();
+      if (flags.asOf !== undefined) {
+        const day = parseDay(flags.asOf);
+        if (day === null) throw new ConfigError(`--as-of: expected a date as YYYY-MM-DD, got "${flags.asOf}"`);
+        asOf = day;
+      }
+      const reader = new FeatureReader(config.dataDir);
+      try {
+        const rows = reader.compute(asOf, flags.customer);
+        if (flags.customer !== undefined && rows.length === 0) {
+          process.stderr.write(`tributary: no features for customer ${flags.customer} as of ${new Date(asOf).toISOString()}\n`);
+          process.exitCode = 4;
+          return;
+        }
+        const out = flags.customer !== undefined && flags.format === "json" ? JSON.stringify(rows[0], null, 2) + "\n" : formatFeatures(rows, flags.format);
+        process.stdout.write(out);
+      } finally {
+        reader.close();
+      }
+    });
+
+  program
+    .command("status")
+    .description("counts per layer: bronze messages, silver records, duplicates and quarantine by reason")
+    .addOption(dataDirOption())
+    .option("--config <file>", "YAML or JSON config file")
+    .addOption(new Option("--format <format>", "output format").choices(["table", "json"]).default("table"))
+    .action((flags: CommonFlags & { format: "table" | "json" }) => {
+      const config = configFrom(flags);
+      const s = readStatus(config.dataDir);
+      if (flags.format === "json") {
+        process.stdout.write(JSON.stringify(s, null, 2) + "\n");
+        return;
+      }
+      const rows: (string | number)[][] = [
+        ["bronze messages", s.bronze.messages],
+        ...Object.entries(s.silver).map(([e, n]) => [`silver ${e}`, n]),
+        ...Object.entries(s.duplicates).map(([e, n]) => [`duplicates ${e}`, n]),
+        ...Object.entries(s.quarantine).filter(([, n]) => n > 0).map(([r, n]) => [`quarantine ${r}`, n]),
+        ["customers in gold", s.customers],
+        ["positions bronze/silver/gold", `${s.positions.bronze}/${s.positions.silver}/${s.positions.gold}`],
+      ];
+      process.stdout.write(pad(rows) + "\n");
+    });
+
+  program
+    .command("publish")
+    .description("publish CSV/NDJSON/JSON records to JetStream as MessagePack (entity id as Nats-Msg-Id)")
+    .argument("<files...>", "files; the entity comes from --entity or the file name")
+    .option("--entity <name>", "entity of every record")
+    .option("--nats <url>", "NATS server URL (default $NATS_URL, then nats://127.0.0.1:4222)")
+    .option("--config <file>", "YAML or JSON config file")
+    .option("--log-level <level>", "trace, debug, info, warn, error or silent")
+    .action(async (files: string[], flags: CommonFlags & { entity?: string }) => {
+      const config = configFrom(flags);
+      const log = logger(flags);
+      const nc = await connectWithRetry(config.nats.url, log, 10_000);
+      try {
+        const decoder = new TextDecoder();
+        const prefix = config.nats.subjects[0]!.split(".")[0]!;
+        async function* messages(): AsyncGenerator<OutgoingMessage> {
+          for await (const m of fileMessages(files, { entity: flags.entity })) {
+            const record = JSON.parse(decoder.decode(m.data)) as Record<string, unknown>;
+            yield recordMessage(entityOf(m.subject), record, prefix);
+          }
+        }
+        const result = await publishAll(nc, messages());
+        process.stdout.write(`published ${result.stored} messages to ${config.nats.stream}` + (result.duplicates ? ` (${result.duplicates} dropped by the broker as duplicates)` : "") + "\n");
+      } finally {
+        await nc.close();
+      }
+    });
+
+  program
+    .command("demo")
+    .description("run the whole pipeline on the built-in generator, no broker needed (what `npm start` runs)")
+    .addOption(dataDirOption())
+    .option("--messages <n>", "messages to generate", "50000")
+    .option("--seed <n>", "generator seed", "42")
+    .option("--log-level <level>", "trace, debug, info, warn, error or silent", "warn")
+    .action(async (flags: CommonFlags & { messages: string; seed: string }) => {
+      const config = configFrom(flags);
+      const log = logger(flags);
+      const stats = await runTopology({ kind: "generator", messages: Number(flags.messages), seed: Number(flags.seed) }, config, log, true);
+      const out: string[] = [`tributary demo: ${flags.messages} generated messages (seed ${flags.seed}) → ${config.dataDir}`, "", formatSummary(stats), ""];
+      const reader = new FeatureReader(config.dataDir);
+      try {
+        const top = reader
+          .compute(Date.now())
+          .sort((a, b) => b.total_spend - a.total_spend)
+          .slice(0, 5);
+        out.push("top customers by total_spend:");
+        out.push(pad([["customer_id", "segment", "purchases", "total_spend"], ...top.map((r) => [r.customer_id, r.customer_segment, r.purchase_frequency, r.total_spend.toFixed(2)])]));
+      } finally {
+        reader.close();
+      }
+      const status = readStatus(config.dataDir);
+      out.push("", `data: ${config.dataDir}/bronze.sqlite (${status.bronze.messages} messages), silver.sqlite, gold.sqlite (${status.customers} customers)`);
+      process.stdout.write(out.join("\n") + "\n");
+    });
+
+  const configCmd = program.command("config").description("configuration tools");
+  configCmd
+    .command("check")
+    .description("validate a config file and print the effective configuration")
+    .argument("<file>", "YAML or JSON config file")
+    .action((file: string) => {
+      const config = loadConfig({ file });
+      process.stdout.write(JSON.stringify(maskSecrets(config), null, 2) + "\n");
+    });
+
+  return program;
+}
+
+/** Hides credentials embedded in URLs (`nats://user:pass@host`). */
+function maskSecrets(config: Config): Config {
+  return { ...config, nats: { ...config.nats, url: config.nats.url.replace(/\/\/([^@/]+)@/g, "//***@") } };
+}
+
+/** Runs the CLI with `argv` (as process.argv). Returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = build();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    const e = err as Error;
+    const code = e instanceof ConfigError ? 2 : e instanceof SourceError && /cannot reach NATS/.test(e.message) ? 3 : 1;
+    const prefix = e instanceof ConfigError ? "config error" : e instanceof StorageError ? "storage error" : e instanceof SourceError ? "source error" : "error";
+    process.stderr.write(`tributary: ${prefix}: ${e.message}\n`);
+    if (!(e instanceof ConfigError || e instanceof SourceError || e instanceof StorageError) && process.env.TRIBUTARY_DEBUG) {
+      process.stderr.write(`${e.stack}\n`);
+    }
+    return code;
+  }
+}
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

@@ -1,0 +1,200 @@
+/**
+ * Configuration: one zod schema is the single source of truth for defaults, validation and the
+ * documented keys. Unknown keys are rejected and every error names its key path.
+ */
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+import { parse as parseYaml } from "yaml";
+import { ConfigError } from "./errors.js";
+
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A duration: a number of milliseconds, or a string such as `500ms`, `30s`, `15m`, `24h`, `7d`. */
+const duration = z.union([
+  z.number().int().nonnegative(),
+  z.string().transform((s, ctx) => {
+    const m = DURATION.exec(s.trim());
+    if (!m) {
+      ctx.addIssue({ code: "custom", message: `expected a duration such as "7d", "24h" or "500ms", got "${s}"` });
+      return z.NEVER;
+    }
+    return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
+  }),
+]);
+
+const currencyCode = z
+  .string()
+  .regex(/^[A-Za-z]{3}$/, "expected a three-letter currency code")
+  .transform((s) => s.toUpperCase());
+
+export const DEFAULT_RATES: Record<string, number> = {
+  USD: 1,
+  EUR: 1.08,
+  GBP: 1.27,
+  CAD: 0.73,
+  JPY: 0.0067,
+  CHF: 1.13,
+  AUD: 0.66,
+};
+
+export const configSchema = z
+  .object({
+    nats: z
+      .strictObject({
+        url: z.string().min(1).default("nats://127.0.0.1:4222"),
+        stream: z.string().regex(/^[A-Za-z0-9_-]+$/, "stream names are letters, digits, - and _").default("TRIBUTARY"),
+        subjects: z.array(z.string().min(1)).min(1).default(["tributary.>"]),
+        consumer: z.string().regex(/^[A-Za-z0-9_-]+$/, "consumer names are letters, digits, - and _").default("tributary"),
+        /** How long the server waits for an ack before it redelivers. */
+        ackWait: duration.default(30_000),
+        /** Messages the consumer may hold unacknowledged at once. */
+        maxAckPending: z.number().int().positive().default(20_000),
+      })
+      .prefault({}),
+    dataDir: z.string().min(1).default("./data"),
+    dedupe: z
+      .strictObject({
+        /** Event-time span the in-memory dedupe window covers; the silver key covers the rest. */
+        window: duration.default(7 * 86_400_000),
+        maxEntries: z.number().int().positive().default(200_000),
+      })
+      .prefault({}),
+    currency: z
+      .strictObject({
+        base: currencyCode.default("USD"),
+        rates: z
+          .record(currencyCode, z.number().positive().finite())
+          .default(DEFAULT_RATES),
+      })
+      .prefault({})
+      .superRefine((c, ctx) => {
+        if (!(c.base in c.rates)) {
+          ctx.addIssue({ code: "custom", path: ["base"], message: `base currency ${c.base} is not in currency.rates` });
+        } else if (c.rates[c.base] !== 1) {
+          ctx.addIssue({ code: "custom", path: ["rates", c.base], message: `the base currency's rate must be 1` });
+        }
+      }),
+    batch: z
+      .strictObject({
+        /** Records per commit, at most. */
+        maxRecords: z.number().int().positive().default(2_000),
+        /** How long a partly filled batch may wait before it is committed. */
+        maxWait: duration.default(50),
+      })
+      .prefault({}),
+    limits: z
+      .strictObject({
+        /** Payloads larger than this are quarantined as `oversize` (they are still kept in bronze). */
+        maxPayloadBytes: z.number().int().positive().default(1_048_576),
+      })
+      .prefault({}),
+    storage: z
+      .strictObject({
+        /** `normal` survives process crashes; `full` also survives power loss. */
+        synchronous: z.enum(["normal", "full"]).default("normal"),
+        /** Milliseconds a writer waits for another process's lock before failing. */
+        busyTimeout: duration.default(10_000),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+/** Validates a plain object as configuration, applying defaults. Throws {@link ConfigError}. */
+export function parseConfig(input: unknown): Config {
+  const result = configSchema.safeParse(input ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const path = issue.path.length ? issue.path.join(".") : "(root)";
+    let message = issue.message;
+    if (issue.code === "unrecognized_keys") {
+      const keys = issue.keys.map((k) => (issue.path.length ? `${path}.${k}` : k));
+      throw new ConfigError(`unknown key ${keys.join(", ")}`);
+    }
+    message = message.replace(/^Invalid input: /, "");
+    throw new ConfigError(`${path}: ${message}`);
+  }
+  return result.data;
+}
+
+/** Reads a YAML or JSON config file (JSON is YAML), interpolating `${VAR}` from the environment. */
+export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  text = text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+    const v = env[name];
+    if (v === undefined) throw new ConfigError(`${file}: environment variable ${name} is not set`);
+    return v;
+  });
+  try {
+    return parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
+  }
+}
+
+/** A deep partial view of the config, as overrides from flags or the environment. */
+export type ConfigOverrides = { [k: string]: unknown };
+
+/** Merges `b` into `a` (objects deeply, everything else replaced). */
+export function mergeConfig(a: ConfigOverrides, b: ConfigOverrides): ConfigOverrides {
+  const out: ConfigOverrides = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const prev = out[k];
+    out[k] =
+      isPlainObject(prev) && isPlainObject(v) ? mergeConfig(prev as ConfigOverrides, v as ConfigOverrides) : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): boolean {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Loads configuration: defaults, then the file, then `TRIBUTARY_*` environment overrides, then
+ * explicit overrides (command-line flags).
+ */
+export function loadConfig(
+  options: { file?: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv } = {},
+): Config {
+  const env = options.env ?? process.env;
+  let raw: ConfigOverrides = options.file ? (readConfigFile(options.file, env) as ConfigOverrides) : {};
+  if (!isPlainObject(raw)) throw new ConfigError(`${options.file}: the config must be a mapping of keys`);
+  raw = mergeConfig(raw, envOverrides(env));
+  raw = mergeConfig(raw, options.overrides ?? {});
+  return parseConfig(raw);
+}
+
+const ENV_KEYS: Record<string, string[]> = {
+  TRIBUTARY_NATS_URL: ["nats", "url"],
+  TRIBUTARY_NATS_STREAM: ["nats", "stream"],
+  TRIBUTARY_NATS_CONSUMER: ["nats", "consumer"],
+  TRIBUTARY_DATA_DIR: ["dataDir"],
+  TRIBUTARY_DEDUPE_WINDOW: ["dedupe", "window"],
+  TRIBUTARY_DEDUPE_MAX_ENTRIES: ["dedupe", "maxEntries"],
+  TRIBUTARY_CURRENCY_BASE: ["currency", "base"],
+  TRIBUTARY_STORAGE_SYNCHRONOUS: ["storage", "synchronous"],
+};
+
+/** Environment overrides: `TRIBUTARY_NATS_URL`, `TRIBUTARY_DATA_DIR`, … (numbers are parsed). */
+export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
+  let out: ConfigOverrides = {};
+  for (const [name, path] of Object.entries(ENV_KEYS)) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    const value: unknown = /^\d+$/.test(raw) && path.at(-1) === "maxEntries" ? Number(raw) : raw;
+    let node: ConfigOverrides = { [path.at(-1)!]: value };
+    for (let i = path.length - 2; i >= 0; i--) node = { [path[i]!]: node };
+    out = mergeConfig(out, node);
+  }
+  return out;
+}

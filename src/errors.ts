@@ -1,0 +1,24 @@
+/**
+ * Infrastructure errors, each a named class with a `cause`, as in nats.js `jserrors.ts`.
+ * Bad data is never an exception: it is a quarantine value (see `operators/validate.ts`).
+ */
+
+/** A configuration key is unknown or its value is wrong. The CLI exits with code 2. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** A data directory cannot be opened, was written by a newer version, or is not tributary's. */
+export class StorageError extends Error {
+  override name = "StorageError";
+}
+
+/** A SQLite commit failed; nothing of the batch was acknowledged. */
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
+
+/** The broker cannot be reached, or the stream/consumer is missing or was replaced. */
+export class SourceError extends Error {
+  override name = "SourceError";
+}

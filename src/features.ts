@@ -1,0 +1,210 @@
+/**
+ * Point-in-time features: the gold feature table as of any instant T, computed from gold's daily
+ * buckets (whole days before T) plus silver's records for the partial days at the edges of the
+ * window, restricted to what gold has applied. Only records whose event time is before T count.
+ */
+import { existsSync } from "node:fs";
+import { DAY_MS, formatTimestamp } from "./timestamps.js";
+import { emptyTotals, mergeTotals, type Totals } from "./operators/aggregate.js";
+import { layerPath, openLayer, type Database } from "./sinks/database.js";
+import { GOLD_MIGRATIONS } from "./sinks/gold.js";
+import { SILVER_MIGRATIONS } from "./sinks/silver.js";
+import { StorageError } from "./errors.js";
+
+/** The feature columns, in output order (the CSV header). */
+export const FEATURE_COLUMNS = [
+  "customer_id",
+  "customer_segment",
+  "purchase_frequency",
+  "total_spend",
+  "avg_transaction_value",
+  "first_transaction_at",
+  "last_transaction_at",
+  "recency_days",
+  "transactions_last_30_days",
+  "spend_last_30_days",
+  "session_count",
+  "avg_session_duration_seconds",
+  "interaction_count",
+  "event_count",
+  "days_since_registration",
+] as const;
+
+export interface FeatureRow {
+  customer_id: string;
+  customer_segment: string;
+  purchase_frequency: number;
+  total_spend: number;
+  avg_transaction_value: number | null;
+  first_transaction_at: string | null;
+  last_transaction_at: string | null;
+  recency_days: number | null;
+  transactions_last_30_days: number;
+  spend_last_30_days: number;
+  session_count: number;
+  avg_session_duration_seconds: number | null;
+  interaction_count: number;
+  event_count: number;
+  days_since_registration: number | null;
+}
+
+interface Window {
+  /** Everything before T. */
+  all: Totals;
+  /** Records in [T − 30 days, T). */
+  recent: Totals;
+}
+
+const round = (x: number, digits: number) => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+/** Reads features from a data directory. Opens the files read-only; safe beside a running daemon. */
+export class FeatureReader {
+  private readonly gold: Database;
+  private readonly silver: Database;
+
+  constructor(dataDir: string, options: { busyTimeout?: number } = {}) {
+    for (const layer of ["gold", "silver"] as const) {
+      if (!existsSync(layerPath(dataDir, layer))) {
+        throw new StorageError(`no ${layer} data in ${dataDir}: run \`tributary run\` or \`tributary ingest\` first`);
+      }
+    }
+    const storage = { synchronous: "normal" as const, busyTimeout: options.busyTimeout ?? 5_000, readonly: true };
+    this.gold = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
+    this.silver = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
+  }
+
+  /**
+   * Features of every customer listed as of `asOf` (epoch ms), or of one customer, sorted by id.
+   *
+   * @example
+   * new FeatureReader("./data").compute(Date.parse("2026-03-01T00:00:00Z"), "c42")
+   */
+  compute(asOf: number, customerId?: string): FeatureRow[] {
+    const T = asOf;
+    const dayT = Math.floor(T / DAY_MS);
+    const windowStart = T - 30 * DAY_MS;
+    const firstFullWindowDay = Math.ceil(windowStart / DAY_MS);
+    const byCustomer = new Map<string, Window>();
+    const get = (id: string) => {
+      let w = byCustomer.get(id);
+      if (!w) byCustomer.set(id, (w = { all: emptyTotals(), recent: emptyTotals() }));
+      return w;
+    };
+    const one = customerId !== undefined;
+
+    // Gold first: its position bounds what we read from silver, which is never behind gold.
+    const readGold = this.gold.transaction(() => {
+      const position = (this.gold.prepare("SELECT position FROM checkpoint WHERE layer = 'gold'").pluck().get() as number) ?? 0;
+      const sql = `SELECT customer_id,
+          day >= ? AS recent, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count
+        FROM customer_daily WHERE day < ? ${one ? "AND customer_id = ?" : ""}`;
+      const params: unknown[] = [firstFullWindowDay, dayT];
+      if (one) params.push(customerId);
+      for (const row of this.gold.prepare(sql).iterate(...params) as Iterable<Totals & { customer_id: string; recent: number }>) {
+        const w = get(row.customer_id);
+        mergeTotals(w.all, row);
+        if (row.recent) mergeTotals(w.recent, row);
+      }
+      const profiles = this.gold
+        .prepare(`SELECT customer_id, customer_segment, registration_at FROM customer_profile ${one ? "WHERE customer_id = ?" : ""}`)
+        .all(...(one ? [customerId] : [])) as { customer_id: string; customer_segment: string; registration_at: number | null }[];
+      return { position, profiles };
+    });
+    const { position, profiles } = readGold();
+
+    // Partial days from silver: the start of today (up to T) and the first day of the window.
+    const tailStart = dayT * DAY_MS;
+    if (T > tailStart) this.addPartial(tailStart, T, position, customerId, (id, t) => (mergeTotals(get(id).all, t), mergeTotals(get(id).recent, t)));
+    const headEnd = firstFullWindowDay * DAY_MS;
+    if (windowStart < headEnd) this.addPartial(windowStart, Math.min(headEnd, T), position, customerId, (id, t) => mergeTotals(get(id).recent, t));
+
+    const segments = new Map<string, { segment: string; registration: number | null }>();
+    for (const p of profiles) segments.set(p.customer_id, { segment: p.customer_segment, registration: p.registration_at });
+
+    const ids = new Set<string>();
+    for (const [id, w] of byCustomer) if (hasAny(w.all)) ids.add(id);
+    for (const [id, p] of segments) if (p.registration === null || p.registration < T) ids.add(id);
+
+    const rows: FeatureRow[] = [];
+    for (const id of [...ids].sort()) {
+      const w = byCustomer.get(id) ?? { all: emptyTotals(), recent: emptyTotals() };
+      const p = segments.get(id);
+      rows.push(toRow(id, w, p, T));
+    }
+    return rows;
+  }
+
+  private addPartial(from: number, to: number, position: number, customerId: string | undefined, add: (id: string, t: Totals) => void): void {
+    const one = customerId !== undefined;
+    const filter = `BETWEEN ? AND ? AND bronze_seq <= ? ${one ? "AND customer_id = ?" : ""}`;
+    const params: unknown[] = [from, to - 1, position];
+    if (one) params.push(customerId);
+    const q = (sql: string) => this.silver.prepare(sql).all(...params) as (Partial<Totals> & { customer_id: string })[];
+    const rows = [
+      ...q(`SELECT customer_id, count(*) AS tx_count, sum(CAST(round(amount_base * 1000000) AS INTEGER)) AS tx_spend_micros,
+              min(transaction_at) AS tx_first_at, max(transaction_at) AS tx_last_at
+            FROM transactions WHERE transaction_at ${filter} GROUP BY customer_id`),
+      ...q(`SELECT customer_id, count(*) AS session_count, sum(session_end_at - session_start_at) AS session_ms
+            FROM sessions WHERE session_start_at ${filter} GROUP BY customer_id`),
+      ...q(`SELECT customer_id, count(*) AS interaction_count FROM interactions WHERE interaction_at ${filter} GROUP BY customer_id`),
+      ...q(`SELECT customer_id, count(*) AS event_count FROM events WHERE event_at ${filter} GROUP BY customer_id`),
+    ];
+    for (const r of rows) add(r.customer_id, { ...emptyTotals(), ...r });
+  }
+
+  close(): void {
+    this.gold.close();
+    this.silver.close();
+  }
+}
+
+function hasAny(t: Totals): boolean {
+  return t.tx_count + t.session_count + t.interaction_count + t.event_count > 0;
+}
+
+function toRow(id: string, w: Window, p: { segment: string; registration: number | null } | undefined, T: number): FeatureRow {
+  const a = w.all;
+  const spend = a.tx_spend_micros / 1e6;
+  const registration = p?.registration ?? null;
+  return {
+    customer_id: id,
+    customer_segment: p?.segment ?? "unknown",
+    purchase_frequency: a.tx_count,
+    total_spend: round(spend, 2),
+    avg_transaction_value: a.tx_count > 0 ? round(spend / a.tx_count, 2) : null,
+    first_transaction_at: a.tx_first_at === null ? null : formatTimestamp(a.tx_first_at),
+    last_transaction_at: a.tx_last_at === null ? null : formatTimestamp(a.tx_last_at),
+    recency_days: a.tx_last_at === null ? null : round((T - a.tx_last_at) / DAY_MS, 6),
+    transactions_last_30_days: w.recent.tx_count,
+    spend_last_30_days: round(w.recent.tx_spend_micros / 1e6, 2),
+    session_count: a.session_count,
+    avg_session_duration_seconds: a.session_count > 0 ? round(a.session_ms / 1000 / a.session_count, 3) : null,
+    interaction_count: a.interaction_count,
+    event_count: a.event_count,
+    days_since_registration: registration !== null && registration < T ? round((T - registration) / DAY_MS, 6) : null,
+  };
+}
+
+/** Renders feature rows as CSV (header row = {@link FEATURE_COLUMNS}), JSON or an aligned table. */
+export function formatFeatures(rows: readonly FeatureRow[], format: "csv" | "json" | "table"): string {
+  if (format === "json") return JSON.stringify(rows, null, 2) + "\n";
+  const cells = rows.map((r) => FEATURE_COLUMNS.map((c) => cell(r[c], format)));
+  if (format === "csv") {
+    return [FEATURE_COLUMNS.join(","), ...cells.map((row) => row.map(csvEscape).join(","))].join("\n") + "\n";
+  }
+  const widths = FEATURE_COLUMNS.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const line = (row: readonly string[]) => row.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(FEATURE_COLUMNS), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
+}
+
+function cell(v: string | number | null, format: "csv" | "table"): string {
+  if (v === null) return format === "csv" ? "" : "-";
+  return String(v);
+}
+
+function csvEscape(v: string): string {
+  return /[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
+}

@@ -1,0 +1,154 @@
+import { map, type OperatorFunction } from "rxjs";
+import type { Accepted, ValidRecord } from "../types.js";
+import { dayOf } from "../timestamps.js";
+
+/**
+ * Additive per-customer totals. Every field merges by sum, min or max, so applying deltas in any
+ * order gives the same state: this is what makes gold independent of arrival order and lateness.
+ */
+export interface Totals {
+  tx_count: number;
+  /** Spend in millionths of the base currency: integers keep sums exact in any order. */
+  tx_spend_micros: number;
+  tx_first_at: number | null;
+  tx_last_at: number | null;
+  session_count: number;
+  /** Summed session durations in milliseconds. */
+  session_ms: number;
+  interaction_count: number;
+  event_count: number;
+}
+
+/** Totals for one customer on one UTC day (`day` = days since 1970-01-01). */
+export interface DayDelta extends Totals {
+  readonly customer_id: string;
+  readonly day: number;
+}
+
+/** Totals for one customer across all days in the batch. */
+export interface CustomerDelta extends Totals {
+  readonly customer_id: string;
+}
+
+/** The latest profile of a customer in the batch (stream order). */
+export interface ProfileUpdate {
+  readonly customer_id: string;
+  readonly customer_segment: string;
+  readonly registration_at: number | null;
+  readonly bronzeSeq: number;
+}
+
+/** What one batch changes in gold, and the bronze position it brings gold to. */
+export interface GoldDelta {
+  readonly position: number;
+  readonly days: DayDelta[];
+  readonly customers: CustomerDelta[];
+  readonly profiles: ProfileUpdate[];
+}
+
+/** Accepted records of one silver commit, and the bronze position silver reached with it. */
+export interface SilverCommit {
+  readonly position: number;
+  readonly accepted: readonly Accepted[];
+}
+
+/** Empty totals. */
+export function emptyTotals(): Totals {
+  return {
+    tx_count: 0,
+    tx_spend_micros: 0,
+    tx_first_at: null,
+    tx_last_at: null,
+    session_count: 0,
+    session_ms: 0,
+    interaction_count: 0,
+    event_count: 0,
+  };
+}
+
+/** Adds `b` into `a` (in place) and returns `a`. */
+export function mergeTotals(a: Totals, b: Totals): Totals {
+  a.tx_count += b.tx_count;
+  a.tx_spend_micros += b.tx_spend_micros;
+  a.tx_first_at = minOf(a.tx_first_at, b.tx_first_at);
+  a.tx_last_at = maxOf(a.tx_last_at, b.tx_last_at);
+  a.session_count += b.session_count;
+  a.session_ms += b.session_ms;
+  a.interaction_count += b.interaction_count;
+  a.event_count += b.event_count;
+  return a;
+}
+
+const minOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.min(a, b));
+const maxOf = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
+
+/**
+ * Folds the accepted records of a batch into per-customer, per-day deltas plus the latest profile
+ * per customer.
+ *
+ * @example
+ * aggregateBatch({ position: 7, accepted }).days // [{ customer_id: "c1", day: 20514, tx_count: 2, ... }]
+ */
+export function aggregateBatch(commit: SilverCommit): GoldDelta {
+  const days = new Map<string, DayDelta>();
+  const customers = new Map<string, CustomerDelta>();
+  const profiles = new Map<string, ProfileUpdate>();
+  for (const { record: r, bronzeSeq } of commit.accepted) {
+    if (r.entity === "customers") {
+      profiles.set(r.customer_id, {
+        customer_id: r.customer_id,
+        customer_segment: r.customer_segment,
+        registration_at: r.registration_at,
+        bronzeSeq,
+      });
+      continue;
+    }
+    const day = dayOf(r.eventAt);
+    const key = r.customer_id + "\u0000" + day;
+    let d = days.get(key);
+    if (d === undefined) {
+      d = { customer_id: r.customer_id, day, ...emptyTotals() };
+      days.set(key, d);
+    }
+    let c = customers.get(r.customer_id);
+    if (c === undefined) {
+      c = { customer_id: r.customer_id, ...emptyTotals() };
+      customers.set(r.customer_id, c);
+    }
+    addRecord(d, r);
+    addRecord(c, r);
+  }
+  return { position: commit.position, days: [...days.values()], customers: [...customers.values()], profiles: [...profiles.values()] };
+}
+
+/** Adds one event record into totals (in place). */
+export function addRecord(t: Totals, r: Exclude<ValidRecord, { entity: "customers" }>): void {
+  switch (r.entity) {
+    case "transactions":
+      t.tx_count += 1;
+      t.tx_spend_micros += toMicros(r.amount_base);
+      t.tx_first_at = minOf(t.tx_first_at, r.eventAt);
+      t.tx_last_at = maxOf(t.tx_last_at, r.eventAt);
+      break;
+    case "sessions":
+      t.session_count += 1;
+      t.session_ms += r.session_end_at - r.eventAt;
+      break;
+    case "interactions":
+      t.interaction_count += 1;
+      break;
+    case "events":
+      t.event_count += 1;
+      break;
+  }
+}
+
+/** Money in millionths of a unit, rounded: the exact, order-independent form gold sums. */
+export function toMicros(amount: number): number {
+  return Math.round(amount * 1_000_000);
+}
+
+/** Pipeable form of {@link aggregateBatch}. */
+export function aggregate(): OperatorFunction<SilverCommit, GoldDelta> {
+  return map(aggregateBatch);
+}

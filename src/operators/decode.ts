@@ -1,0 +1,70 @@
+import { map, type OperatorFunction } from "rxjs";
+import { Unpackr } from "msgpackr";
+import type { SourceMessage, Staged } from "../types.js";
+import { ENTITIES } from "../types.js";
+
+export interface DecodeOptions {
+  /** Payloads above this many bytes are quarantined as `oversize` without being parsed. */
+  readonly maxPayloadBytes: number;
+}
+
+const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false });
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+const KNOWN_ENTITIES: ReadonlySet<string> = new Set(ENTITIES);
+const OPEN_BRACE = 0x7b;
+
+/** The entity a subject names: its second token (`tributary.transactions.eu` → `transactions`). */
+export function entityOf(subject: string): string {
+  const first = subject.indexOf(".");
+  if (first < 0) return "";
+  const second = subject.indexOf(".", first + 1);
+  return second < 0 ? subject.slice(first + 1) : subject.slice(first + 1, second);
+}
+
+/** True when the payload is JSON: a JSON content type, or a first non-blank byte of `{`. */
+export function isJsonPayload(data: Uint8Array, contentType: string | null): boolean {
+  if (contentType !== null && contentType.toLowerCase().includes("json")) return true;
+  for (let i = 0; i < data.length; i++) {
+    const b = data[i]!;
+    if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) continue;
+    return b === OPEN_BRACE;
+  }
+  return false;
+}
+
+/**
+ * Decodes one message: checks its entity and payload size, then parses MessagePack or JSON into a
+ * plain object. Failures become quarantine outcomes (`unknown_entity`, `oversize`, `decode_error`).
+ *
+ * @example
+ * decodeMessage(msg, { maxPayloadBytes: 1 << 20 }).outcome // { status: "decoded", fields: {...} }
+ */
+export function decodeMessage(msg: SourceMessage, options: DecodeOptions): Staged {
+  const entity = entityOf(msg.subject);
+  if (!KNOWN_ENTITIES.has(entity)) {
+    return quarantined(msg, entity, "unknown_entity", `subject ${msg.subject} names no known entity`);
+  }
+  if (msg.data.length > options.maxPayloadBytes) {
+    return quarantined(msg, entity, "oversize", `payload of ${msg.data.length} bytes exceeds ${options.maxPayloadBytes}`);
+  }
+  let value: unknown;
+  const json = isJsonPayload(msg.data, msg.contentType);
+  try {
+    value = json ? JSON.parse(utf8.decode(msg.data)) : unpackr.unpack(msg.data);
+  } catch (err) {
+    return quarantined(msg, entity, "decode_error", `${json ? "JSON" : "MessagePack"}: ${(err as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
+    return quarantined(msg, entity, "decode_error", `payload is not a ${json ? "JSON object" : "MessagePack map"}`);
+  }
+  return { msg, entity, outcome: { status: "decoded", fields: value as Record<string, unknown> } };
+}
+
+function quarantined(msg: SourceMessage, entity: string, reason: "unknown_entity" | "oversize" | "decode_error", detail: string): Staged {
+  return { msg, entity, outcome: { status: "quarantined", reason, field: null, detail: detail.slice(0, 200) } };
+}
+
+/** Pipeable form of {@link decodeMessage}. */
+export function decode(options: DecodeOptions): OperatorFunction<SourceMessage, Staged> {
+  return map((msg) => decodeMessage(msg, options));
+}

@@ -1,0 +1,43 @@
+import { map, type OperatorFunction } from "rxjs";
+import type { Staged, TransactionRecord } from "../types.js";
+
+/** Where enrich looks up a customer's current segment; the topology backs it with silver. */
+export interface SegmentDirectory {
+  get(customerId: string): string | undefined;
+  set(customerId: string, segment: string): void;
+}
+
+export interface EnrichOptions {
+  /** Currency → multiplier to the base currency (validated to contain every accepted currency). */
+  readonly rates: Readonly<Record<string, number>>;
+  readonly segments: SegmentDirectory;
+}
+
+/**
+ * Enriches a valid record: transactions get their amount in the base currency and the customer's
+ * segment as known at this point of the stream; customer profiles update the segment directory.
+ *
+ * @example
+ * enrichRecord(staged, { rates: { EUR: 1.08 }, segments }).outcome.record.amount_base // 10.8 for €10
+ */
+export function enrichRecord(staged: Staged, options: EnrichOptions): Staged {
+  const o = staged.outcome;
+  if (o.status !== "valid") return staged;
+  const r = o.record;
+  if (r.entity === "customers") {
+    options.segments.set(r.customer_id, r.customer_segment);
+    return staged;
+  }
+  if (r.entity !== "transactions") return staged;
+  const record: TransactionRecord = {
+    ...r,
+    amount_base: r.amount * options.rates[r.currency]!,
+    customer_segment: options.segments.get(r.customer_id) ?? "unknown",
+  };
+  return { msg: staged.msg, entity: staged.entity, outcome: { status: "valid", record } };
+}
+
+/** Pipeable form of {@link enrichRecord}. */
+export function enrich(options: EnrichOptions): OperatorFunction<Staged, Staged> {
+  return map((staged) => enrichRecord(staged, options));
+}

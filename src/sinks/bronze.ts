@@ -1,0 +1,145 @@
+/**
+ * Bronze: every message exactly as received, invalid ones and duplicates included. Append-only.
+ * A message's bronze sequence (`seq`) is the position silver and gold advance by; the pair
+ * (origin, origin_seq) recognises redeliveries.
+ */
+import type { Statement } from "better-sqlite3";
+import type { SourceMessage } from "../types.js";
+import { openLayer, type Database, type StorageOptions } from "./database.js";
+
+export const BRONZE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE origins (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+  );
+  CREATE TABLE messages (
+    seq INTEGER PRIMARY KEY,
+    origin_id INTEGER NOT NULL REFERENCES origins(id),
+    origin_seq INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    content_type TEXT,
+    msg_id TEXT,
+    payload BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    published_at INTEGER
+  );
+  CREATE UNIQUE INDEX messages_by_origin ON messages(origin_id, origin_seq);
+  CREATE TRIGGER messages_no_update BEFORE UPDATE ON messages BEGIN SELECT RAISE(ABORT, 'bronze is append-only'); END;
+  CREATE TRIGGER messages_no_delete BEFORE DELETE ON messages BEGIN SELECT RAISE(ABORT, 'bronze is append-only'); END;
+  `,
+];
+
+interface BronzeRow {
+  seq: number;
+  origin: string;
+  origin_seq: number;
+  subject: string;
+  content_type: string | null;
+  msg_id: string | null;
+  payload: Buffer;
+  received_at: number;
+  published_at: number | null;
+}
+
+/** The bronze layer's file and statements. */
+export class BronzeStore {
+  readonly db: Database;
+  private readonly originIds = new Map<string, number>();
+  private readonly insert: Statement;
+  private readonly insertOrigin: Statement;
+  private readonly selectOrigin: Statement;
+  private readonly appendTx: (batch: readonly SourceMessage[]) => (number | null)[];
+
+  constructor(dataDir: string, storage: StorageOptions) {
+    this.db = openLayer(dataDir, "bronze", BRONZE_MIGRATIONS, storage);
+    this.insert = this.db.prepare(
+      `INSERT INTO messages (origin_id, origin_seq, subject, content_type, msg_id, payload, received_at, published_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (origin_id, origin_seq) DO NOTHING`,
+    );
+    this.insertOrigin = this.db.prepare("INSERT INTO origins (name) VALUES (?) ON CONFLICT (name) DO NOTHING");
+    this.selectOrigin = this.db.prepare("SELECT id FROM origins WHERE name = ?").pluck();
+    const tx = this.db.transaction((batch: readonly SourceMessage[]) => {
+      const seqs: (number | null)[] = new Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const m = batch[i]!;
+        const r = this.insert.run(
+          this.originId(m.origin),
+          m.originSeq,
+          m.subject,
+          m.contentType,
+          m.msgId,
+          m.data,
+          m.receivedAt,
+          m.publishedAt,
+        );
+        seqs[i] = r.changes === 1 ? Number(r.lastInsertRowid) : null;
+      }
+      return seqs;
+    });
+    this.appendTx = (batch) => tx.immediate(batch);
+  }
+
+  private originId(name: string): number {
+    let id = this.originIds.get(name);
+    if (id === undefined) {
+      this.insertOrigin.run(name);
+      id = this.selectOrigin.get(name) as number;
+      this.originIds.set(name, id);
+    }
+    return id;
+  }
+
+  /**
+   * Appends a batch in one transaction. Returns each message's new bronze sequence, or null for a
+   * message bronze already holds (a redelivery).
+   */
+  append(batch: readonly SourceMessage[]): (number | null)[] {
+    return this.appendTx(batch);
+  }
+
+  /** Highest bronze sequence committed (0 when empty). */
+  position(): number {
+    return (this.db.prepare("SELECT coalesce(max(seq), 0) FROM messages").pluck().get() as number) ?? 0;
+  }
+
+  /** Highest origin sequence committed for an origin (0 when none): where that source resumes. */
+  lastOriginSeq(origin: string): number {
+    const row = this.db
+      .prepare("SELECT max(m.origin_seq) FROM messages m JOIN origins o ON o.id = m.origin_id WHERE o.name = ?")
+      .pluck()
+      .get(origin) as number | null;
+    return row ?? 0;
+  }
+
+  /** Number of messages held. */
+  count(): number {
+    return this.db.prepare("SELECT count(*) FROM messages").pluck().get() as number;
+  }
+
+  /** Messages with bronze sequence in (after, upTo], oldest first, at most `limit`, for replay. */
+  readRange(after: number, upTo: number, limit: number): SourceMessage[] {
+    const rows = this.db
+      .prepare(
+        `SELECT m.seq, o.name AS origin, m.origin_seq, m.subject, m.content_type, m.msg_id, m.payload, m.received_at, m.published_at
+         FROM messages m JOIN origins o ON o.id = m.origin_id
+         WHERE m.seq > ? AND m.seq <= ? ORDER BY m.seq LIMIT ?`,
+      )
+      .all(after, upTo, limit) as BronzeRow[];
+    return rows.map((r) => ({
+      origin: r.origin,
+      originSeq: r.origin_seq,
+      subject: r.subject,
+      data: r.payload,
+      receivedAt: r.received_at,
+      publishedAt: r.published_at,
+      contentType: r.content_type,
+      msgId: r.msg_id,
+      bronzeSeq: r.seq,
+    }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Opening a layer's SQLite file: pragmas set explicitly and read back, an application id that
+ * marks the file as tributary's, and numbered migrations tracked by `PRAGMA user_version`.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { StorageError } from "../errors.js";
+
+export type Database = Database.Database;
+export type Layer = "bronze" | "silver" | "gold";
+
+/** `PRAGMA application_id` of tributary files: "TRIB" in ASCII. */
+export const APPLICATION_ID = 0x54524942;
+
+export interface StorageOptions {
+  /** `normal` survives process crashes; `full` also survives power loss. */
+  readonly synchronous: "normal" | "full";
+  /** Milliseconds to wait for another writer's lock. */
+  readonly busyTimeout: number;
+  /** Open read-only (for queries from another process). */
+  readonly readonly?: boolean;
+}
+
+/** The file of a layer in a data directory: `<dataDir>/<layer>.sqlite`. */
+export function layerPath(dataDir: string, layer: Layer): string {
+  return join(resolve(dataDir), `${layer}.sqlite`);
+}
+
+/**
+ * Opens (creating when missing) one layer's database and brings its schema up to date.
+ * `migrations[i]` takes the schema from version i to i + 1.
+ *
+ * @throws StorageError when the file is not tributary's, was written by a newer version, or the
+ *   pragmas cannot be set.
+ */
+export function openLayer(dataDir: string, layer: Layer, migrations: readonly string[], options: StorageOptions): Database {
+  const file = layerPath(dataDir, layer);
+  let db: Database;
+  try {
+    if (!options.readonly) mkdirSync(resolve(dataDir), { recursive: true });
+    db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: options.busyTimeout });
+  } catch (err) {
+    throw new StorageError(`cannot open ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeout))}`);
+    checkIdentity(db, file, layer, migrations.length);
+    if (!options.readonly) {
+      const mode = db.pragma("journal_mode = WAL", { simple: true });
+      if (String(mode).toLowerCase() !== "wal") throw new StorageError(`${file}: could not switch to WAL (journal_mode is ${mode})`);
+      migrate(db, migrations);
+    }
+    // better-sqlite3 leaves WAL databases at NORMAL unless told otherwise; set and verify.
+    db.pragma(`synchronous = ${options.synchronous.toUpperCase()}`);
+    const sync = Number(db.pragma("synchronous", { simple: true }));
+    const wanted = options.synchronous === "full" ? 2 : 1;
+    if (sync !== wanted) throw new StorageError(`${file}: synchronous is ${sync}, expected ${wanted}`);
+    db.pragma("foreign_keys = OFF");
+    db.pragma("temp_store = MEMORY");
+    db.pragma("cache_size = -32000");
+    return db;
+  } catch (err) {
+    db.close();
+    if (err instanceof StorageError) throw err;
+    throw new StorageError(`cannot prepare ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function checkIdentity(db: Database, file: string, layer: Layer, known: number): void {
+  const appId = Number(db.pragma("application_id", { simple: true }));
+  const version = Number(db.pragma("user_version", { simple: true }));
+  const tables = (db.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n;
+  if (appId === 0 && version === 0 && tables === 0) return; // new, empty file
+  if (appId !== APPLICATION_ID) {
+    throw new StorageError(`${file} is not a tributary ${layer} database (application_id ${appId}); refusing to write to it`);
+  }
+  if (version > known) {
+    throw new StorageError(
+      `${file} has schema version ${version}, newer than this tributary understands (${known}); upgrade tributary`,
+    );
+  }
+}
+
+function migrate(db: Database, migrations: readonly string[]): void {
+  const version = Number(db.pragma("user_version", { simple: true }));
+  if (version >= migrations.length) return;
+  db.transaction(() => {
+    for (let v = version; v < migrations.length; v++) db.exec(migrations[v]!);
+    db.pragma(`application_id = ${APPLICATION_ID}`);
+    db.pragma(`user_version = ${migrations.length}`);
+  }).immediate();
+}
+
+/** Reads a layer's applied bronze position from its `checkpoint` table (0 when none). */
+export function readPosition(db: Database, layer: Layer): number {
+  const row = db.prepare("SELECT position FROM checkpoint WHERE layer = ?").get(layer) as { position: number } | undefined;
+  return row?.position ?? 0;
+}
+
+/** SQL for the `checkpoint` table every layer keeps, committed with its data. */
+export const CHECKPOINT_TABLE = `
+CREATE TABLE checkpoint (
+  layer TEXT PRIMARY KEY,
+  position INTEGER NOT NULL
+) WITHOUT ROWID;`;

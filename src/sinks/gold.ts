@@ -1,0 +1,166 @@
+/**
+ * Gold: per-customer daily buckets (from which any feature can be computed as of any time),
+ * the latest profile per customer, and `customer_features`, the lifetime totals kept current at
+ * every commit. One transaction per batch, together with gold's bronze position.
+ */
+import type { Statement } from "better-sqlite3";
+import type { GoldDelta } from "../operators/aggregate.js";
+import { CHECKPOINT_TABLE, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
+
+/** Money columns hold millionths of the base currency; time columns hold epoch milliseconds. */
+export const GOLD_MIGRATIONS: readonly string[] = [
+  `
+  ${CHECKPOINT_TABLE}
+  CREATE TABLE customer_daily (
+    customer_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    tx_count INTEGER NOT NULL,
+    tx_spend_micros INTEGER NOT NULL,
+    tx_first_at INTEGER,
+    tx_last_at INTEGER,
+    session_count INTEGER NOT NULL,
+    session_ms INTEGER NOT NULL,
+    interaction_count INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, day)
+  ) WITHOUT ROWID;
+  CREATE INDEX customer_daily_by_day ON customer_daily(day);
+  CREATE TABLE customer_profile (
+    customer_id TEXT PRIMARY KEY,
+    customer_segment TEXT NOT NULL,
+    registration_at INTEGER,
+    profile_seq INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE customer_features (
+    customer_id TEXT PRIMARY KEY,
+    customer_segment TEXT NOT NULL DEFAULT 'unknown',
+    registration_at INTEGER,
+    purchase_frequency INTEGER NOT NULL DEFAULT 0,
+    total_spend_micros INTEGER NOT NULL DEFAULT 0,
+    first_transaction_at INTEGER,
+    last_transaction_at INTEGER,
+    session_count INTEGER NOT NULL DEFAULT 0,
+    session_ms INTEGER NOT NULL DEFAULT 0,
+    interaction_count INTEGER NOT NULL DEFAULT 0,
+    event_count INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE VIEW customer_features_current AS
+    SELECT customer_id, customer_segment,
+      purchase_frequency,
+      round(total_spend_micros / 1e6, 2) AS total_spend,
+      CASE WHEN purchase_frequency > 0 THEN round(total_spend_micros / 1e6 / purchase_frequency, 2) END AS avg_transaction_value,
+      strftime('%Y-%m-%dT%H:%M:%fZ', first_transaction_at / 1000.0, 'unixepoch') AS first_transaction_at,
+      strftime('%Y-%m-%dT%H:%M:%fZ', last_transaction_at / 1000.0, 'unixepoch') AS last_transaction_at,
+      session_count,
+      CASE WHEN session_count > 0 THEN round(session_ms / 1000.0 / session_count, 3) END AS avg_session_duration_seconds,
+      interaction_count, event_count,
+      strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
+    FROM customer_features;
+  `,
+];
+
+/** The gold layer's file and statements. */
+export class GoldStore {
+  readonly db: Database;
+  private readonly upsertDay: Statement;
+  private readonly upsertTotals: Statement;
+  private readonly upsertProfile: Statement;
+  private readonly profileToFeatures: Statement;
+  private readonly setPosition: Statement;
+  private readonly applyTx: (delta: GoldDelta) => void;
+
+  constructor(dataDir: string, storage: StorageOptions) {
+    this.db = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
+    const db = this.db;
+    // min()/max() over coalesce() keeps NULL only when both sides are NULL.
+    this.upsertDay = db.prepare(
+      `INSERT INTO customer_daily (customer_id, day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (customer_id, day) DO UPDATE SET
+         tx_count = tx_count + excluded.tx_count,
+         tx_spend_micros = tx_spend_micros + excluded.tx_spend_micros,
+         tx_first_at = min(coalesce(tx_first_at, excluded.tx_first_at), coalesce(excluded.tx_first_at, tx_first_at)),
+         tx_last_at = max(coalesce(tx_last_at, excluded.tx_last_at), coalesce(excluded.tx_last_at, tx_last_at)),
+         session_count = session_count + excluded.session_count,
+         session_ms = session_ms + excluded.session_ms,
+         interaction_count = interaction_count + excluded.interaction_count,
+         event_count = event_count + excluded.event_count`,
+    );
+    this.upsertTotals = db.prepare(
+      `INSERT INTO customer_features (customer_id, purchase_frequency, total_spend_micros, first_transaction_at, last_transaction_at, session_count, session_ms, interaction_count, event_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (customer_id) DO UPDATE SET
+         purchase_frequency = purchase_frequency + excluded.purchase_frequency,
+         total_spend_micros = total_spend_micros + excluded.total_spend_micros,
+         first_transaction_at = min(coalesce(first_transaction_at, excluded.first_transaction_at), coalesce(excluded.first_transaction_at, first_transaction_at)),
+         last_transaction_at = max(coalesce(last_transaction_at, excluded.last_transaction_at), coalesce(excluded.last_transaction_at, last_transaction_at)),
+         session_count = session_count + excluded.session_count,
+         session_ms = session_ms + excluded.session_ms,
+         interaction_count = interaction_count + excluded.interaction_count,
+         event_count = event_count + excluded.event_count`,
+    );
+    this.upsertProfile = db.prepare(
+      `INSERT INTO customer_profile (customer_id, customer_segment, registration_at, profile_seq) VALUES (?, ?, ?, ?)
+       ON CONFLICT (customer_id) DO UPDATE SET customer_segment = excluded.customer_segment,
+         registration_at = excluded.registration_at, profile_seq = excluded.profile_seq
+       WHERE excluded.profile_seq > customer_profile.profile_seq`,
+    );
+    this.profileToFeatures = db.prepare(
+      `INSERT INTO customer_features (customer_id, customer_segment, registration_at)
+       SELECT customer_id, customer_segment, registration_at FROM customer_profile WHERE customer_id = ?
+       ON CONFLICT (customer_id) DO UPDATE SET customer_segment = excluded.customer_segment, registration_at = excluded.registration_at`,
+    );
+    this.setPosition = db.prepare(
+      `INSERT INTO checkpoint (layer, position) VALUES ('gold', ?) ON CONFLICT (layer) DO UPDATE SET position = excluded.position`,
+    );
+    const tx = db.transaction((delta: GoldDelta) => {
+      for (const d of delta.days) {
+        this.upsertDay.run(
+          d.customer_id,
+          d.day,
+          d.tx_count,
+          d.tx_spend_micros,
+          d.tx_first_at,
+          d.tx_last_at,
+          d.session_count,
+          d.session_ms,
+          d.interaction_count,
+          d.event_count,
+        );
+      }
+      for (const c of delta.customers) {
+        this.upsertTotals.run(
+          c.customer_id,
+          c.tx_count,
+          c.tx_spend_micros,
+          c.tx_first_at,
+          c.tx_last_at,
+          c.session_count,
+          c.session_ms,
+          c.interaction_count,
+          c.event_count,
+        );
+      }
+      for (const p of delta.profiles) {
+        this.upsertProfile.run(p.customer_id, p.customer_segment, p.registration_at, p.bronzeSeq);
+        this.profileToFeatures.run(p.customer_id);
+      }
+      this.setPosition.run(delta.position);
+    });
+    this.applyTx = (delta) => tx.immediate(delta);
+  }
+
+  /** Applies one batch's delta and records its bronze position, in one transaction. */
+  apply(delta: GoldDelta): void {
+    this.applyTx(delta);
+  }
+
+  /** The bronze position gold has applied. */
+  position(): number {
+    return readPosition(this.db, "gold");
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

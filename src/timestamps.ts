@@ -1,0 +1,82 @@
+/** Timestamp parsing and formatting for the data contract. Everything is epoch milliseconds, UTC. */
+
+export const DAY_MS = 86_400_000;
+
+// YYYY-MM-DD, optionally followed by THH:MM[:SS[.fraction]] and an optional zone (Z or ±HH:MM / ±HHMM).
+const ISO_8601 =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
+
+/** The range of instants a JavaScript Date can hold. */
+const MAX_ABS_MS = 8.64e15;
+
+/**
+ * Parses an ISO-8601 string (no zone means UTC; a date alone means midnight UTC) or integer epoch
+ * milliseconds. Returns `null` when the value is not a valid timestamp.
+ *
+ * @example
+ * parseTimestamp("2026-03-01") // 1772323200000
+ * parseTimestamp("2026-03-01T10:00:00+02:00") // 2026-03-01T08:00:00Z
+ */
+export function parseTimestamp(value: unknown): number | null {
+  if (typeof value === "number") {
+    return Number.isSafeInteger(value) && Math.abs(value) <= MAX_ABS_MS ? value : null;
+  }
+  if (typeof value === "bigint") {
+    return parseTimestamp(Number(value));
+  }
+  if (typeof value !== "string") return null;
+  const m = ISO_8601.exec(value.trim());
+  if (!m) return null;
+  const year = +m[1]!;
+  const month = +m[2]!;
+  const day = +m[3]!;
+  const hour = m[4] === undefined ? 0 : +m[4];
+  const minute = m[5] === undefined ? 0 : +m[5];
+  const second = m[6] === undefined ? 0 : +m[6];
+  const millis = m[7] === undefined ? 0 : Math.floor(+`0.${m[7]}` * 1000);
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
+  if (day > daysInMonth(year, month)) return null;
+  let ms = Date.UTC(year, month - 1, day, hour, minute, second, millis);
+  // Date.UTC maps years 0-99 to 1900-1999; correct that explicitly.
+  if (year < 100) {
+    const d = new Date(ms);
+    d.setUTCFullYear(year);
+    ms = d.getTime();
+  }
+  const zone = m[8];
+  if (zone && zone !== "Z" && zone !== "z") {
+    const sign = zone[0] === "-" ? -1 : 1;
+    const digits = zone.slice(1).replace(":", "");
+    const zh = +digits.slice(0, 2);
+    const zm = digits.length > 2 ? +digits.slice(2, 4) : 0;
+    if (zh > 23 || zm > 59) return null;
+    ms -= sign * (zh * 60 + zm) * 60_000;
+  }
+  return ms;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(year: number, month: number): number {
+  return month === 2 && isLeap(year) ? 29 : DAYS_IN_MONTH[month - 1]!;
+}
+
+function isLeap(year: number): boolean {
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+}
+
+/** Formats epoch milliseconds as ISO-8601 UTC (`2026-03-01T10:00:00.000Z`). */
+export function formatTimestamp(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Parses `YYYY-MM-DD` into that day's 00:00Z, or returns null. */
+export function parseDay(value: string): number | null {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(value)) return null;
+  return parseTimestamp(value);
+}
+
+/** The UTC day number (days since 1970-01-01) that an instant falls in. */
+export function dayOf(ms: number): number {
+  return Math.floor(ms / DAY_MS);
+}

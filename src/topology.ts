@@ -1,0 +1,440 @@
+/**
+ * The topology: the only place that knows the whole graph. It wires a source through the pure
+ * operators into the bronze, silver and gold sinks, owns batching, checkpoints and acks, and is
+ * the embedding API (`createTopology`).
+ *
+ *   source ─▶ admit ─▶ decode ─▶ validate ─▶ dedupe ─▶ enrich ─▶ batch ─▶ bronze ─▶ (ack)
+ *                                                                          │
+ *                                                     gold ◀─ aggregate ◀─ silver
+ *
+ * Commit protocol: a batch is appended to bronze in one transaction; only then are its messages
+ * acknowledged. Silver applies the batch and records the highest bronze sequence it applied in
+ * the same transaction; gold does the same. After a crash, silver and gold catch up from bronze.
+ */
+import { BehaviorSubject, Observable, Subject, filter, from, map, takeUntil, tap, toArray, type OperatorFunction } from "rxjs";
+import { LRUCache } from "lru-cache";
+import type { Config, ConfigInput } from "./config.js";
+import { parseConfig } from "./config.js";
+import type { Entity, Reason, SourceMessage, Staged } from "./types.js";
+import { ENTITIES, REASONS } from "./types.js";
+import { decode } from "./operators/decode.js";
+import { validate } from "./operators/validate.js";
+import { DedupeWindow, dedupe } from "./operators/dedupe.js";
+import { enrich, type SegmentDirectory } from "./operators/enrich.js";
+import { batchForCommit } from "./operators/batch.js";
+import { aggregate, aggregateBatch } from "./operators/aggregate.js";
+import { BronzeStore } from "./sinks/bronze.js";
+import { SilverStore, type Committed, type SilverResult } from "./sinks/silver.js";
+import { GoldStore } from "./sinks/gold.js";
+import { JetStreamSource } from "./sources/jetstream.js";
+import { filesSource } from "./sources/files.js";
+import { generatorSource, type GeneratorOptions } from "./sources/generator.js";
+import { FeatureReader, type FeatureRow } from "./features.js";
+import { silentLogger, type Logger } from "./log.js";
+import { CheckpointError } from "./errors.js";
+
+/** Where records come from. */
+export type SourceSpec =
+  | { readonly kind: "jetstream"; readonly drain?: boolean; readonly connectTimeoutMs?: number }
+  | { readonly kind: "files"; readonly files: readonly string[]; readonly entity?: string }
+  | ({ readonly kind: "generator" } & GeneratorOptions)
+  | { readonly kind: "observable"; readonly messages: Observable<SourceMessage> };
+
+export interface TopologyOptions {
+  /** Configuration (validated, defaults applied). `dataDir` here wins over `config.dataDir`. */
+  readonly config?: Config | ConfigInput;
+  readonly dataDir?: string;
+  readonly source: SourceSpec;
+  readonly log?: Logger;
+}
+
+/** Counts for the current run, emitted after every commit. */
+export interface PipelineStats {
+  /** Messages appended to bronze. */
+  bronze: number;
+  /** Messages received again that bronze already held (redeliveries), skipped. */
+  redelivered: number;
+  /** Valid records accepted into silver, per entity (profile updates included). */
+  silver: Record<Entity, number>;
+  duplicates: Record<string, number>;
+  quarantined: Record<Reason, number>;
+  batches: number;
+  /** Bronze position gold has reached. */
+  goldPosition: number;
+  /** Highest event time seen (epoch ms), or null. */
+  watermark: number | null;
+  startedAt: number;
+  elapsedMs: number;
+}
+
+/** Named points of the commit protocol where `TRIBUTARY_CRASH_POINT` can kill the process. */
+export const CRASH_POINTS = ["before_bronze", "after_bronze", "after_silver", "after_gold"] as const;
+export type CrashPoint = (typeof CRASH_POINTS)[number];
+
+function emptyStats(): PipelineStats {
+  return {
+    bronze: 0,
+    redelivered: 0,
+    silver: Object.fromEntries(ENTITIES.map((e) => [e, 0])) as Record<Entity, number>,
+    duplicates: {},
+    quarantined: Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<Reason, number>,
+    batches: 0,
+    goldPosition: 0,
+    watermark: null,
+    startedAt: Date.now(),
+    elapsedMs: 0,
+  };
+}
+
+/** Segments known to silver, through a bounded cache; profiles in flight update it first. */
+class SilverSegments implements SegmentDirectory {
+  private readonly cache = new LRUCache<string, string>({ max: 100_000 });
+  constructor(private readonly silver: SilverStore) {}
+  get(customerId: string): string | undefined {
+    let s = this.cache.get(customerId);
+    if (s === undefined) {
+      s = this.silver.segmentOf(customerId);
+      if (s !== undefined) this.cache.set(customerId, s);
+    }
+    return s;
+  }
+  set(customerId: string, segment: string): void {
+    this.cache.set(customerId, segment);
+  }
+}
+
+/**
+ * A running (or runnable) tributary pipeline.
+ *
+ * @example
+ * const t = createTopology({ source: { kind: "generator", messages: 10_000 }, dataDir: "./data" });
+ * await t.start();
+ * const stats = await t.done;
+ * console.log(t.features.get("1000042"));
+ */
+export class Topology {
+  readonly config: Config;
+  private readonly log: Logger;
+  private readonly statsSubject = new BehaviorSubject<PipelineStats>(emptyStats());
+  private readonly stop$ = new Subject<void>();
+  private bronze: BronzeStore | null = null;
+  private silver: SilverStore | null = null;
+  private gold: GoldStore | null = null;
+  private jetstream: JetStreamSource | null = null;
+  private reader: FeatureReader | null = null;
+  private window: DedupeWindow;
+  private readonly crashPoint: CrashPoint | null;
+  private readonly crashAfterBatches: number;
+  private resolveDone!: (s: PipelineStats) => void;
+  private rejectDone!: (e: unknown) => void;
+  private started = false;
+
+  /** Resolves with the run's stats when the source completes (or after {@link stop}). */
+  readonly done: Promise<PipelineStats>;
+  /** Pipeline stats, emitted after every commit. */
+  readonly stats$: Observable<PipelineStats> = this.statsSubject.asObservable();
+
+  constructor(private readonly options: TopologyOptions) {
+    const config = parseConfig(options.config ?? {});
+    this.config = options.dataDir ? { ...config, dataDir: options.dataDir } : config;
+    this.log = options.log ?? silentLogger;
+    this.window = new DedupeWindow({ windowMs: this.config.dedupe.window, maxEntries: this.config.dedupe.maxEntries });
+    const point = process.env.TRIBUTARY_CRASH_POINT;
+    this.crashPoint = point && (CRASH_POINTS as readonly string[]).includes(point) ? (point as CrashPoint) : null;
+    this.crashAfterBatches = Number(process.env.TRIBUTARY_CRASH_AFTER_BATCHES ?? 0);
+    this.done = new Promise<PipelineStats>((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+    this.done.catch(() => undefined);
+  }
+
+  /** Current stats of this run. */
+  get stats(): PipelineStats {
+    return this.statsSubject.value;
+  }
+
+  /** Point-in-time feature lookups against this topology's gold layer. */
+  readonly features = {
+    /** Features of one customer as of `asOf` (epoch ms or Date; default now), or null when not listed. */
+    get: (customerId: string, asOf: number | Date = Date.now()): FeatureRow | null => {
+      const t = typeof asOf === "number" ? asOf : asOf.getTime();
+      return this.featureReader().compute(t, customerId)[0] ?? null;
+    },
+    /** Features of every customer listed as of `asOf`. */
+    all: (asOf: number | Date = Date.now()): FeatureRow[] => {
+      const t = typeof asOf === "number" ? asOf : asOf.getTime();
+      return this.featureReader().compute(t);
+    },
+  };
+
+  private featureReader(): FeatureReader {
+    this.reader ??= new FeatureReader(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout });
+    return this.reader;
+  }
+
+  /**
+   * Opens the data directory, brings silver and gold up to bronze, connects the source and starts
+   * consuming. Resolves once consumption has started; {@link done} resolves when it ends.
+   */
+  async start(): Promise<void> {
+    if (this.started) throw new Error("topology already started");
+    this.started = true;
+    const storage = this.config.storage;
+    this.bronze = new BronzeStore(this.config.dataDir, storage);
+    this.silver = new SilverStore(this.config.dataDir, storage);
+    this.gold = new GoldStore(this.config.dataDir, storage);
+    let source$: Observable<SourceMessage>;
+    try {
+      this.recover();
+      source$ = await this.openSource();
+    } catch (err) {
+      await this.close();
+      this.rejectDone(err);
+      throw err;
+    }
+    const segments = new SilverSegments(this.silver);
+    const bronze = this.bronze;
+    const silver = this.silver;
+    const gold = this.gold;
+    const cumulativeAck = this.options.source.kind === "jetstream";
+
+    const pipeline$ = source$.pipe(
+      takeUntil(this.stop$),
+      this.admit(),
+      this.stages(segments),
+      batchForCommit<Staged>({ maxRecords: this.config.batch.maxRecords, maxWaitMs: this.config.batch.maxWait }),
+      map((batch) => this.commitBronze(bronze, batch, cumulativeAck)),
+      filter((items) => items.length > 0),
+      map((items) => silver.apply(items, items[items.length - 1]!.bronzeSeq)),
+      tap((commit) => this.countSilver(commit)),
+      tap(() => this.crash("after_silver")),
+      aggregate(),
+      tap((delta) => {
+        gold.apply(delta);
+        this.crash("after_gold");
+        this.publishStats(delta.position);
+      }),
+    );
+    pipeline$.subscribe({
+      error: (err) => {
+        const wrapped =
+          err instanceof Error && err.name === "SqliteError" ? new CheckpointError(`commit failed: ${err.message}`, { cause: err }) : err;
+        this.log.error({ event: "pipeline_failed", reason: wrapped.message }, "pipeline failed");
+        void this.close().finally(() => this.rejectDone(wrapped));
+      },
+      complete: () => {
+        void this.close().then(() => {
+          const stats = this.finalStats();
+          this.log.info({ event: "shutdown", ...summaryFields(stats) }, "pipeline finished");
+          this.resolveDone(stats);
+        }, this.rejectDone);
+      },
+    });
+  }
+
+  /**
+   * Stops consuming: the batch in flight is committed and acknowledged, then {@link done}
+   * resolves. Safe to call more than once.
+   */
+  async stop(): Promise<PipelineStats> {
+    this.jetstream?.stop();
+    this.stop$.next();
+    return this.done;
+  }
+
+  /** The per-record operator chain, shared by live consumption and bronze replay. */
+  private stages(segments: SegmentDirectory): OperatorFunction<SourceMessage, Staged> {
+    const c = this.config;
+    return (source) =>
+      source.pipe(
+        decode({ maxPayloadBytes: c.limits.maxPayloadBytes }),
+        validate({ rates: c.currency.rates }),
+        dedupe(this.window),
+        enrich({ rates: c.currency.rates, segments }),
+      );
+  }
+
+  /**
+   * Admits only messages past what bronze already holds for their origin. Redeliveries of
+   * committed messages are acknowledged (they are durable) and skipped.
+   */
+  private admit(): OperatorFunction<SourceMessage, SourceMessage> {
+    const last = new Map<string, number>();
+    const bronze = this.bronze!;
+    return filter((m) => {
+      let after = last.get(m.origin);
+      if (after === undefined) after = bronze.lastOriginSeq(m.origin);
+      if (m.originSeq <= after) {
+        m.ack?.();
+        this.statsSubject.value.redelivered++;
+        last.set(m.origin, after);
+        return false;
+      }
+      last.set(m.origin, m.originSeq);
+      return true;
+    });
+  }
+
+  /** Appends a batch to bronze, then acks it. Returns the batch with bronze sequences. */
+  private commitBronze(bronze: BronzeStore, batch: Staged[], cumulativeAck: boolean): Committed[] {
+    this.crash("before_bronze");
+    const seqs = bronze.append(batch.map((s) => s.msg));
+    this.crash("after_bronze");
+    if (cumulativeAck) batch[batch.length - 1]!.msg.ack?.();
+    else for (const s of batch) s.msg.ack?.();
+    const items: Committed[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const seq = seqs[i];
+      if (seq === null || seq === undefined) this.statsSubject.value.redelivered++;
+      else items.push({ staged: batch[i]!, bronzeSeq: seq });
+    }
+    this.statsSubject.value.bronze += items.length;
+    return items;
+  }
+
+  private countSilver(commit: SilverResult): void {
+    const s = this.statsSubject.value;
+    for (const a of commit.accepted) s.silver[a.record.entity]++;
+    for (const [entity, n] of commit.duplicates) s.duplicates[entity] = (s.duplicates[entity] ?? 0) + n;
+    for (const [reason, n] of commit.quarantined) s.quarantined[reason] += n;
+  }
+
+  private publishStats(position: number): void {
+    const s = this.statsSubject.value;
+    s.batches++;
+    s.goldPosition = position;
+    s.watermark = this.window.watermark;
+    s.elapsedMs = Date.now() - s.startedAt;
+    this.statsSubject.next(s);
+  }
+
+  /**
+   * Brings gold up to silver, then silver and gold up to bronze, replaying bronze through the
+   * same operators. Runs before consumption starts, so a crash at any point loses nothing.
+   */
+  private recover(): void {
+    const bronze = this.bronze!;
+    const silver = this.silver!;
+    const gold = this.gold!;
+    let silverPos = silver.position();
+    const goldPos = gold.position();
+    if (goldPos < silverPos) {
+      const accepted = silver.readAccepted(goldPos, silverPos);
+      gold.apply(aggregateBatch({ position: silverPos, accepted }));
+      this.log.info({ event: "recovered", layer: "gold", from: goldPos, to: silverPos, records: accepted.length }, "gold caught up from silver");
+    }
+    const bronzePos = bronze.position();
+    if (silverPos >= bronzePos) return;
+    const segments = new SilverSegments(silver);
+    const from0 = silverPos;
+    while (silverPos < bronzePos) {
+      const rows = bronze.readRange(silverPos, bronzePos, this.config.batch.maxRecords);
+      if (rows.length === 0) break;
+      const staged = this.runSync(rows, segments);
+      const items = staged.map((s) => ({ staged: s, bronzeSeq: s.msg.bronzeSeq! }));
+      const position = items[items.length - 1]!.bronzeSeq;
+      const commit = silver.apply(items, position);
+      this.countSilver(commit);
+      gold.apply(aggregateBatch(commit));
+      silverPos = position;
+    }
+    this.log.info({ event: "recovered", layer: "silver", from: from0, to: silverPos }, "silver and gold caught up from bronze");
+  }
+
+  /** Runs messages through the operator chain synchronously (all operators are synchronous). */
+  private runSync(messages: SourceMessage[], segments: SegmentDirectory): Staged[] {
+    let out: Staged[] = [];
+    from(messages)
+      .pipe(this.stages(segments), toArray())
+      .subscribe((xs) => (out = xs));
+    return out;
+  }
+
+  private async openSource(): Promise<Observable<SourceMessage>> {
+    const spec = this.options.source;
+    const c = this.config;
+    switch (spec.kind) {
+      case "jetstream": {
+        const origin = `jetstream:${c.nats.stream}`;
+        this.jetstream = await JetStreamSource.open(
+          {
+            url: c.nats.url,
+            stream: c.nats.stream,
+            subjects: c.nats.subjects,
+            consumer: c.nats.consumer,
+            ackWaitMs: c.nats.ackWait,
+            maxAckPending: c.nats.maxAckPending,
+            pullSize: Math.min(c.batch.maxRecords * 2, c.nats.maxAckPending),
+            connectTimeoutMs: spec.connectTimeoutMs,
+            log: this.log,
+          },
+          this.bronze!.lastOriginSeq(origin),
+        );
+        return this.jetstream.messages(spec.drain ?? false);
+      }
+      case "files":
+        return filesSource(spec.files, { entity: spec.entity, startAfter: (o) => this.bronze!.lastOriginSeq(o) });
+      case "generator": {
+        const { kind: _kind, ...gen } = spec;
+        return generatorSource(gen, this.bronze!.lastOriginSeq(`generator:${gen.seed ?? 42}`));
+      }
+      case "observable":
+        return spec.messages;
+    }
+  }
+
+  private crash(point: CrashPoint): void {
+    if (this.crashPoint !== point) return;
+    if (this.statsSubject.value.batches + 1 < this.crashAfterBatches) return;
+    this.log.warn({ event: "crash_point", point }, `crash point ${point}: exiting abruptly`);
+    process.kill(process.pid, "SIGKILL");
+  }
+
+  private finalStats(): PipelineStats {
+    const s = this.statsSubject.value;
+    s.elapsedMs = Date.now() - s.startedAt;
+    s.watermark = this.window.watermark;
+    return s;
+  }
+
+  private async close(): Promise<void> {
+    try {
+      await this.jetstream?.close();
+    } catch (err) {
+      this.log.warn({ event: "close_failed", reason: (err as Error).message }, "closing the NATS connection failed");
+    }
+    this.reader?.close();
+    this.reader = null;
+    this.bronze?.close();
+    this.silver?.close();
+    this.gold?.close();
+  }
+}
+
+/** Fields for a one-line run summary. */
+export function summaryFields(s: PipelineStats): Record<string, unknown> {
+  const quarantined = Object.fromEntries(Object.entries(s.quarantined).filter(([, n]) => n > 0));
+  return {
+    bronze: s.bronze,
+    redelivered: s.redelivered,
+    silver: s.silver,
+    duplicates: s.duplicates,
+    quarantined,
+    elapsedMs: s.elapsedMs,
+  };
+}
+
+/**
+ * Creates a topology: the embedding API for edge services and the engine behind the CLI.
+ *
+ * @example
+ * import { createTopology } from "tributary";
+ * const t = createTopology({ source: { kind: "jetstream" }, config: { nats: { url: "nats://127.0.0.1:4222" } } });
+ * await t.start();
+ * process.on("SIGTERM", () => t.stop());
+ */
+export function createTopology(options: TopologyOptions): Topology {
+  return new Topology(options);
+}
+

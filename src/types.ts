@@ -1,0 +1,132 @@
+/**
+ * The shapes that flow through the tributary graph.
+ *
+ * A {@link SourceMessage} is what a source emits: raw bytes plus where they came from.
+ * Operators turn it into a {@link Staged} record whose {@link Outcome} says whether it is
+ * valid, quarantined or a duplicate. Sinks commit batches of staged records.
+ */
+
+/** The five entities of the data contract, in the order they are documented. */
+export const ENTITIES = ["customers", "transactions", "interactions", "events", "sessions"] as const;
+export type Entity = (typeof ENTITIES)[number];
+
+/** Entities whose records are events: the first copy of an id wins, later copies are duplicates. */
+export const EVENT_ENTITIES = ["transactions", "interactions", "events", "sessions"] as const;
+export type EventEntity = (typeof EVENT_ENTITIES)[number];
+
+/** Quarantine reason codes, each counted. */
+export const REASONS = [
+  "decode_error",
+  "unknown_entity",
+  "missing_field",
+  "invalid_type",
+  "invalid_timestamp",
+  "invalid_range",
+  "unknown_currency",
+  "future_timestamp",
+  "oversize",
+] as const;
+export type Reason = (typeof REASONS)[number];
+
+/**
+ * One message as a source received it. `origin` + `originSeq` identify it for good: for JetStream
+ * the origin is `jetstream:<stream>` and the sequence is the stream sequence; for files it is the
+ * file and the record's 1-based index.
+ */
+export interface SourceMessage {
+  readonly origin: string;
+  readonly originSeq: number;
+  /** `tributary.<entity>[.more]`, or `tributary.<entity>` for files and the generator. */
+  readonly subject: string;
+  readonly data: Uint8Array;
+  /** Epoch milliseconds when tributary first received the message (kept in bronze, reused on replay). */
+  readonly receivedAt: number;
+  /** Epoch milliseconds when the broker stored the message, when known. */
+  readonly publishedAt: number | null;
+  readonly contentType: string | null;
+  readonly msgId: string | null;
+  /** Bronze sequence, present when the message is replayed from bronze. */
+  readonly bronzeSeq?: number;
+  /** Finalizes the message at its source. Called only after its bronze commit. */
+  readonly ack?: () => void;
+}
+
+export interface CustomerRecord {
+  readonly entity: "customers";
+  readonly id: string;
+  readonly customer_id: string;
+  readonly eventAt: number | null;
+  readonly name: string | null;
+  readonly email: string | null;
+  readonly registration_at: number | null;
+  readonly customer_segment: string;
+}
+
+export interface TransactionRecord {
+  readonly entity: "transactions";
+  readonly id: string;
+  readonly customer_id: string;
+  readonly eventAt: number;
+  readonly amount: number;
+  readonly currency: string;
+  /** Amount in the base currency; set by `enrich`. */
+  readonly amount_base: number;
+  /** The customer's segment as known when the record was processed; set by `enrich`. */
+  readonly customer_segment: string;
+}
+
+export interface InteractionRecord {
+  readonly entity: "interactions";
+  readonly id: string;
+  readonly customer_id: string;
+  readonly eventAt: number;
+  readonly interaction_type: string;
+}
+
+export interface EventRecord {
+  readonly entity: "events";
+  readonly id: string;
+  readonly customer_id: string;
+  readonly eventAt: number;
+  readonly event_type: string;
+}
+
+export interface SessionRecord {
+  readonly entity: "sessions";
+  readonly id: string;
+  readonly customer_id: string;
+  readonly eventAt: number;
+  readonly session_end_at: number;
+  readonly device_type: string;
+}
+
+/** A record that passed the data contract, typed per entity. `eventAt` is epoch ms. */
+export type ValidRecord = CustomerRecord | TransactionRecord | InteractionRecord | EventRecord | SessionRecord;
+
+export interface Quarantine {
+  readonly status: "quarantined";
+  readonly reason: Reason;
+  /** The field at fault, or null when the whole message is at fault. */
+  readonly field: string | null;
+  readonly detail: string;
+}
+
+export type Outcome =
+  | { readonly status: "decoded"; readonly fields: Record<string, unknown> }
+  | { readonly status: "valid"; readonly record: ValidRecord }
+  | { readonly status: "duplicate"; readonly record: ValidRecord }
+  | Quarantine;
+
+/** A source message on its way through the operators. */
+export interface Staged {
+  readonly msg: SourceMessage;
+  /** The entity named by the subject (or file), or the raw token when it is not one of ours. */
+  readonly entity: string;
+  readonly outcome: Outcome;
+}
+
+/** A valid, non-duplicate record together with the bronze sequence it was committed under. */
+export interface Accepted {
+  readonly bronzeSeq: number;
+  readonly record: ValidRecord;
+}
