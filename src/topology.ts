@@ -128,6 +128,8 @@ export class Topology {
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
+  /** Highest origin sequence committed to bronze, per origin. */
+  private readonly committed = new Map<string, number>();
 
   /** Resolves with the run's stats when the source completes (or after {@link stop}). */
   readonly done: Promise<PipelineStats>;
@@ -256,22 +258,27 @@ export class Topology {
   }
 
   /**
-   * Admits only messages past what bronze already holds for their origin. Redeliveries of
-   * committed messages are acknowledged (they are durable) and skipped.
+   * Admits only messages past what this run has already admitted for their origin (delivery is in
+   * stream order, so anything at or below is a redelivery). A redelivery of a message bronze has
+   * committed is acknowledged; one still in the batch in flight is dropped, and the batch's own
+   * ack covers it once it commits.
    */
   private admit(): OperatorFunction<SourceMessage, SourceMessage> {
-    const last = new Map<string, number>();
+    const admitted = new Map<string, number>();
     const bronze = this.bronze!;
     return filter((m) => {
-      let after = last.get(m.origin);
-      if (after === undefined) after = bronze.lastOriginSeq(m.origin);
-      if (m.originSeq <= after) {
-        m.ack?.();
+      let last = admitted.get(m.origin);
+      if (last === undefined) {
+        last = bronze.lastOriginSeq(m.origin);
+        this.committed.set(m.origin, last);
+      }
+      if (m.originSeq <= last) {
+        if (m.originSeq <= (this.committed.get(m.origin) ?? 0)) m.ack?.();
         this.statsSubject.value.redelivered++;
-        last.set(m.origin, after);
+        admitted.set(m.origin, last);
         return false;
       }
-      last.set(m.origin, m.originSeq);
+      admitted.set(m.origin, m.originSeq);
       return true;
     });
   }
@@ -280,6 +287,7 @@ export class Topology {
   private commitBronze(bronze: BronzeStore, batch: Staged[], cumulativeAck: boolean): Committed[] {
     this.crash("before_bronze");
     const seqs = bronze.append(batch.map((s) => s.msg));
+    for (const s of batch) this.committed.set(s.msg.origin, s.msg.originSeq);
     this.crash("after_bronze");
     if (cumulativeAck) batch[batch.length - 1]!.msg.ack?.();
     else for (const s of batch) s.msg.ack?.();

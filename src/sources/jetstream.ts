@@ -116,25 +116,45 @@ export class JetStreamSource {
     return jetstreamOrigin(this.options.stream);
   }
 
+  /**
+   * Bronze is the position of record. The durable consumer is reused only when its server-side
+   * state agrees with bronze exactly: everything delivered is acknowledged and is in bronze.
+   * Otherwise (messages delivered to a process that died, an ack floor ahead of bronze after a
+   * rolled-back commit, a different ack policy) it is recreated to deliver from bronze's position,
+   * so delivery is in stream order from the first message bronze lacks.
+   */
   private async ensureConsumer(startAfter: number): Promise<void> {
     const { stream, consumer, log } = this.options;
+    let info: ConsumerInfo;
     try {
-      const info = await this.jsm.consumers.info(stream, consumer);
-      const ackFloor = info.ack_floor.stream_seq;
-      if (ackFloor > startAfter) {
-        // The server believes more is done than bronze holds (a rolled-back commit, or a new data
-        // dir). Bronze is the position of record: recreate the consumer from bronze's position.
-        log.warn(
-          { event: "consumer_rewound", consumer, serverAckFloor: ackFloor, bronzePosition: startAfter },
-          "consumer ack floor is ahead of bronze; recreating the consumer at bronze's position",
-        );
-        await this.jsm.consumers.delete(stream, consumer);
-        await this.createConsumer(startAfter);
-      }
-      return;
+      info = await this.jsm.consumers.info(stream, consumer);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
+      await this.createConsumer(startAfter);
+      return;
     }
+    const state = {
+      consumer,
+      bronzePosition: startAfter,
+      serverAckFloor: info.ack_floor.stream_seq,
+      serverDelivered: info.delivered.stream_seq,
+      ackPending: info.num_ack_pending,
+    };
+    const consistent =
+      info.config.ack_policy === AckPolicy.All &&
+      info.num_ack_pending === 0 &&
+      info.ack_floor.stream_seq === startAfter &&
+      info.delivered.stream_seq === startAfter;
+    if (consistent) {
+      log.info({ event: "consumer_reused", ...state }, "reusing durable consumer");
+      return;
+    }
+    if (info.ack_floor.stream_seq > startAfter) {
+      log.warn({ event: "consumer_rewound", ...state }, "server ack floor is ahead of bronze; resuming from bronze's position");
+    } else {
+      log.info({ event: "consumer_repositioned", ...state }, "consumer state differs from bronze; resuming from bronze's position");
+    }
+    await this.jsm.consumers.delete(stream, consumer);
     await this.createConsumer(startAfter);
   }
 

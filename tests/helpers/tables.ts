@@ -1,0 +1,37 @@
+/** Dumps the silver and gold tables of a data directory, for comparing whole contents across runs. */
+import Database from "better-sqlite3";
+import { join } from "node:path";
+
+const SILVER = ["customers", "transactions", "interactions", "events", "sessions", "quarantine", "duplicates", "accepted_counts", "checkpoint"];
+const GOLD = ["customer_daily", "customer_profile", "customer_features", "checkpoint"];
+/** Columns that hold wall-clock times of a particular run, not data. */
+const VOLATILE = new Set(["received_at"]);
+
+export function dumpLayers(dataDir: string): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const [layer, tables] of [["silver", SILVER], ["gold", GOLD]] as const) {
+    const db = new Database(join(dataDir, `${layer}.sqlite`), { readonly: true });
+    try {
+      for (const t of tables) {
+        const rows = db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all() as Record<string, unknown>[];
+        out[`${layer}.${t}`] = rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !VOLATILE.has(k))));
+      }
+    } finally {
+      db.close();
+    }
+  }
+  return out;
+}
+
+export function bronzeCount(dataDir: string): number {
+  try {
+    const db = new Database(join(dataDir, "bronze.sqlite"), { readonly: true, fileMustExist: true });
+    try {
+      return db.prepare("SELECT count(*) FROM messages").pluck().get() as number;
+    } finally {
+      db.close();
+    }
+  } catch {
+    return 0;
+  }
+}
