@@ -12,7 +12,8 @@ import { readStatus } from "./status.js";
 import { parseDay } from "./timestamps.js";
 import { createLogger, type Logger } from "./log.js";
 import { ConfigError, SourceError, StorageError } from "./errors.js";
-import { connectWithRetry } from "./sources/jetstream.js";
+import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { fileMessages } from "./sources/files.js";
 import { publishAll, recordMessage, type OutgoingMessage } from "./sinks/publisher.js";
 import { entityOf } from "./operators/decode.js";
@@ -192,6 +193,7 @@ function build(): Command {
       const log = logger(flags);
       const nc = await connectWithRetry(config.nats.url, log, 10_000);
       try {
+        await ensureStream(await jetstreamManager(nc), config.nats.stream, config.nats.subjects, log);
         const decoder = new TextDecoder();
         const prefix = config.nats.subjects[0]!.split(".")[0]!;
         async function* messages(): AsyncGenerator<OutgoingMessage> {

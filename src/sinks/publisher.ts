@@ -52,15 +52,22 @@ export async function publishAll(
   let stored = 0;
   let duplicates = 0;
   let sent = 0;
+  let failure: Error | null = null;
   for await (const m of messages) {
+    if (failure) break;
     const h = m.contentType || m.msgId ? headers() : undefined;
     if (m.contentType) h!.set("Content-Type", m.contentType);
     const p: Promise<void> = js
       .publish(m.subject, m.data, { headers: h, msgID: m.msgId ?? undefined })
-      .then((ack) => {
-        if (ack.duplicate) duplicates++;
-        else stored++;
-      })
+      .then(
+        (ack) => {
+          if (ack.duplicate) duplicates++;
+          else stored++;
+        },
+        (err: Error) => {
+          failure ??= new Error(`publish to ${m.subject} failed: ${err.message}`, { cause: err });
+        },
+      )
       .finally(() => pending.delete(p));
     pending.add(p);
     sent++;
@@ -68,5 +75,6 @@ export async function publishAll(
     if (options.onProgress && sent % 10_000 === 0) options.onProgress(sent);
   }
   await Promise.all(pending);
+  if (failure) throw failure;
   return { stored, duplicates };
 }

@@ -1,0 +1,132 @@
+/**
+ * The command line as a user meets it: file ingestion with hand-computed expected features,
+ * idempotent re-ingestion, `publish` into a real nats-server, and one-line errors with exit codes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runCli } from "./helpers/cli.js";
+import { parseFeatureCsv } from "./helpers/compare.js";
+import { freePort, startNatsServer, type NatsServer } from "./helpers/nats-server.js";
+
+const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const FILES = ["customers.json", "transactions.csv", "sessions.ndjson", "interactions-2026.json"].map(fixture);
+
+describe("tributary ingest / features / status", () => {
+  const dirs: string[] = [];
+  const tmp = () => {
+    const d = mkdtempSync(join(tmpdir(), "tributary-cli-"));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it("ingests CSV, NDJSON and JSON files and computes the features by hand", async () => {
+    const dir = tmp();
+    const ingest = await runCli(["ingest", ...FILES, "--data-dir", dir]);
+    expect(ingest.code, ingest.stderr).toBe(0);
+    expect(ingest.stdout).toMatch(/bronze messages\s+19/);
+
+    const out = await runCli(["features", "--data-dir", dir, "--as-of", "2026-02-15", "--format", "csv"]);
+    expect(out.code, out.stderr).toBe(0);
+    const rows = Object.fromEntries(parseFeatureCsv(out.stdout).map((r) => [r.customer_id, r]));
+    expect(Object.keys(rows)).toEqual(["7", "alice", "bob", "carol"]); // dave's only record is after the as-of day
+    expect(rows.alice).toEqual({
+      customer_id: "alice",
+      customer_segment: "premium",
+      purchase_frequency: "3",
+      total_spend: "166.7",
+      avg_transaction_value: "55.57",
+      first_transaction_at: "2026-01-05T10:00:00.000Z",
+      last_transaction_at: "2026-01-31T23:59:59.000Z",
+      recency_days: "14.000012",
+      transactions_last_30_days: "2",
+      spend_last_30_days: "66.7",
+      session_count: "2",
+      avg_session_duration_seconds: "2700",
+      interaction_count: "1",
+      event_count: "0",
+      days_since_registration: "76",
+    });
+    expect(rows.bob).toMatchObject({ customer_segment: "unknown", purchase_frequency: "1", total_spend: "20", recency_days: "13.5", days_since_registration: "5", avg_session_duration_seconds: "" });
+    expect(rows["7"]).toMatchObject({ customer_segment: "smb", purchase_frequency: "0", total_spend: "0", avg_transaction_value: "", recency_days: "", days_since_registration: "" });
+    expect(rows.carol).toMatchObject({ customer_segment: "unknown", recency_days: "31.041667", transactions_last_30_days: "0", spend_last_30_days: "0" });
+
+    const one = await runCli(["features", "--data-dir", dir, "--as-of", "2026-02-15", "--customer", "alice", "--format", "json"]);
+    expect(JSON.parse(one.stdout)).toMatchObject({ customer_id: "alice", purchase_frequency: 3, total_spend: 166.7, avg_transaction_value: 55.57 });
+
+    const status = JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout);
+    expect(status.bronze.messages).toBe(19);
+    expect(status.silver).toMatchObject({ customers: 3, transactions: 5, interactions: 2, events: 0, sessions: 2 });
+    expect(status.duplicates).toMatchObject({ transactions: 1, sessions: 1 });
+    expect(status.quarantine).toMatchObject({ invalid_range: 2, unknown_currency: 1, invalid_timestamp: 1, decode_error: 1 });
+
+    // Ingesting the same files again changes nothing: positions are remembered per file.
+    const again = await runCli(["ingest", ...FILES, "--data-dir", dir]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/bronze messages\s+0/);
+    expect(JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout).bronze.messages).toBe(19);
+  });
+
+  it("rejects a wrong config key or value with one line naming it and exit code 2", async () => {
+    const dir = tmp();
+    const bad = join(dir, "bad.yaml");
+    writeFileSync(bad, "dedupe:\n  windw: 7d\n");
+    const r = await runCli(["features", "--config", bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toContain("dedupe.windw");
+    writeFileSync(bad, "currency:\n  base: usd\n  rates:\n    USD: -1\n");
+    const r2 = await runCli(["features", "--config", bad]);
+    expect(r2.code).toBe(2);
+    expect(r2.stderr).toContain("currency.rates.USD");
+  });
+
+  it("says clearly when there is no data yet", async () => {
+    const r = await runCli(["features", "--data-dir", join(tmp(), "nothing")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no gold data in .*run `tributary run` or `tributary ingest` first/);
+  });
+
+  it("gives up connecting with --drain after the timeout, exit code 3 and a one-line reason", async () => {
+    const port = await freePort();
+    const r = await runCli(["run", "--drain", "--nats", `nats://127.0.0.1:${port}`, "--data-dir", tmp(), "--connect-timeout", "2"]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+/);
+    expect(r.stderr).toMatch(/NATS unreachable, retrying/);
+  });
+});
+
+describe("tributary publish", () => {
+  let server: NatsServer;
+  beforeAll(async () => {
+    server = await startNatsServer();
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  it("publishes files as MessagePack with the entity id as Nats-Msg-Id, then run --drain consumes them", async () => {
+    const files = FILES.slice(0, 2);
+    const first = await runCli(["publish", ...files, "--nats", server.url]);
+    expect(first.code, first.stderr).toBe(0);
+    // transactions.csv holds t1 twice: the broker drops the second copy by its Nats-Msg-Id.
+    expect(first.stdout).toContain("published 11 messages");
+    expect(first.stdout).toContain("1 dropped by the broker as duplicates");
+    const again = await runCli(["publish", ...files, "--nats", server.url]);
+    expect(again.stdout).toContain("published 0 messages");
+
+    const dir = mkdtempSync(join(tmpdir(), "tributary-pub-"));
+    try {
+      const run = await runCli(["run", "--drain", "--data-dir", dir], { NATS_URL: server.url });
+      expect(run.code, run.stderr).toBe(0);
+      const status = JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout);
+      expect(status.bronze.messages).toBe(11);
+      expect(status.silver).toMatchObject({ customers: 3, transactions: 5 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
