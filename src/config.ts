@@ -185,13 +185,16 @@ const ENV_KEYS: Record<string, string[]> = {
   TRIBUTARY_STORAGE_SYNCHRONOUS: ["storage", "synchronous"],
 };
 
+const NUMERIC_ENV_KEYS = new Set(["TRIBUTARY_DEDUPE_WINDOW", "TRIBUTARY_DEDUPE_MAX_ENTRIES"]);
+
 /** Environment overrides: `TRIBUTARY_NATS_URL`, `TRIBUTARY_DATA_DIR`, … (numbers are parsed). */
 export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
   let out: ConfigOverrides = {};
   for (const [name, path] of Object.entries(ENV_KEYS)) {
     const raw = env[name];
     if (raw === undefined || raw === "") continue;
-    const value: unknown = /^\d+$/.test(raw) && path.at(-1) === "maxEntries" ? Number(raw) : raw;
+    // Counts and durations given as bare digits are numbers (durations in milliseconds).
+    const value: unknown = /^\d+$/.test(raw) && NUMERIC_ENV_KEYS.has(name) ? Number(raw) : raw;
     let node: ConfigOverrides = { [path.at(-1)!]: value };
     for (let i = path.length - 2; i >= 0; i--) node = { [path[i]!]: node };
     out = mergeConfig(out, node);

@@ -6,6 +6,9 @@ export const DAY_MS = 86_400_000;
 const ISO_8601 =
   /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
 
+/** 400 Gregorian years: 146,097 days. */
+const GREGORIAN_CYCLE_MS = 146_097 * DAY_MS;
+
 /** The range of instants a JavaScript Date can hold. */
 const MAX_ABS_MS = 8.64e15;
 
@@ -36,13 +39,12 @@ export function parseTimestamp(value: unknown): number | null {
   const millis = m[7] === undefined ? 0 : Math.floor(+`0.${m[7]}` * 1000);
   if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return null;
   if (day > daysInMonth(year, month)) return null;
-  let ms = Date.UTC(year, month - 1, day, hour, minute, second, millis);
-  // Date.UTC maps years 0-99 to 1900-1999; correct that explicitly.
-  if (year < 100) {
-    const d = new Date(ms);
-    d.setUTCFullYear(year);
-    ms = d.getTime();
-  }
+  // Date.UTC maps years 0-99 to 1900-1999. The Gregorian calendar repeats every 400 years, so
+  // compute those 400 years later and shift back.
+  let ms =
+    year < 100
+      ? Date.UTC(year + 400, month - 1, day, hour, minute, second, millis) - GREGORIAN_CYCLE_MS
+      : Date.UTC(year, month - 1, day, hour, minute, second, millis);
   const zone = m[8];
   if (zone && zone !== "Z" && zone !== "z") {
     const sign = zone[0] === "-" ? -1 : 1;

@@ -125,6 +125,7 @@ export class Topology {
   private window: DedupeWindow;
   private readonly crashPoint: CrashPoint | null;
   private readonly crashAfterBatches: number;
+  private readonly commitDelayMs: number;
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
@@ -144,6 +145,8 @@ export class Topology {
     const point = process.env.TRIBUTARY_CRASH_POINT;
     this.crashPoint = point && (CRASH_POINTS as readonly string[]).includes(point) ? (point as CrashPoint) : null;
     this.crashAfterBatches = Number(process.env.TRIBUTARY_CRASH_AFTER_BATCHES ?? 0);
+    // Fault injection for tests: a slow commit, so acks arrive after ack_wait.
+    this.commitDelayMs = Number(process.env.TRIBUTARY_FAULT_COMMIT_DELAY_MS ?? 0);
     this.done = new Promise<PipelineStats>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -286,6 +289,7 @@ export class Topology {
   /** Appends a batch to bronze, then acks it. Returns the batch with bronze sequences. */
   private commitBronze(bronze: BronzeStore, batch: Staged[], cumulativeAck: boolean): Committed[] {
     this.crash("before_bronze");
+    if (this.commitDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, this.commitDelayMs);
     const seqs = bronze.append(batch.map((s) => s.msg));
     for (const s of batch) this.committed.set(s.msg.origin, s.msg.originSeq);
     this.crash("after_bronze");

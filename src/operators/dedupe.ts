@@ -38,8 +38,10 @@ export class DedupeWindow {
   check(entity: string, id: string, eventAt: number): boolean {
     if (eventAt > this.watermarkMs) this.watermarkMs = eventAt;
     const key = entity + "\u0000" + id;
-    if (this.cache.has(key)) return true;
-    if (eventAt + this.options.windowMs > this.watermarkMs) this.cache.set(key, true, { start: eventAt });
+    // get() (not has()) so that a hit also counts as recent use for the LRU order.
+    if (this.cache.get(key) !== undefined) return true;
+    // lru-cache reads a start of 0 as "no TTL"; the epoch itself is nudged by a millisecond.
+    if (eventAt + this.options.windowMs > this.watermarkMs) this.cache.set(key, true, { start: eventAt === 0 ? -1 : eventAt });
     return false;
   }
 

@@ -16,6 +16,7 @@ import {
   type ConsumerMessages,
   type JetStreamManager,
   type JsMsg,
+  type StreamInfo,
 } from "@nats-io/jetstream";
 import type { SourceMessage } from "../types.js";
 import type { Logger } from "../log.js";
@@ -56,6 +57,13 @@ export async function connectWithRetry(url: string, log: Logger, timeoutMs?: num
         timeout: 5_000,
       });
       log.info({ event: "connected", server: nc.getServer(), attempt }, "connected to NATS");
+      void (async () => {
+        for await (const s of nc.status()) {
+          if (s.type === "disconnect") log.warn({ event: "disconnected", server: s.server }, "lost the NATS connection");
+          else if (s.type === "reconnecting") log.warn({ event: "reconnecting" }, "reconnecting to NATS");
+          else if (s.type === "reconnect") log.info({ event: "reconnected", server: s.server }, "reconnected to NATS");
+        }
+      })().catch(() => undefined);
       return nc;
     } catch (err) {
       const elapsed = Date.now() - started;
@@ -70,20 +78,55 @@ export async function connectWithRetry(url: string, log: Logger, timeoutMs?: num
   }
 }
 
-/** Creates the stream when missing; reuses it when present. */
-export async function ensureStream(jsm: JetStreamManager, name: string, subjects: readonly string[], log: Logger): Promise<void> {
+/** Creates the stream when missing; reuses it when present. Returns its info and whether it is new. */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  name: string,
+  subjects: readonly string[],
+  log: Logger,
+): Promise<{ info: StreamInfo; created: boolean }> {
   try {
-    await jsm.streams.info(name);
+    return { info: await jsm.streams.info(name), created: false };
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
-    await jsm.streams.add({ name, subjects: [...subjects] });
+    const info = await jsm.streams.add({ name, subjects: [...subjects] });
     log.info({ event: "stream_created", stream: name, subjects }, "created stream");
+    return { info, created: true };
+  }
+}
+
+/**
+ * Refuses to consume a stream that cannot be the one bronze was filled from: one that had to be
+ * created, or one that ends before bronze's position. Either way new messages would carry
+ * sequences bronze already holds and would be skipped silently. Messages removed from the stream
+ * before tributary read them (retention limits) are reported, since they cannot be recovered.
+ */
+export function checkStreamAgainstBronze(stream: string, info: StreamInfo, created: boolean, startAfter: number, log: Logger): void {
+  if (startAfter === 0) return;
+  const hint = "use a new data directory, or restore the stream";
+  if (created) {
+    throw new SourceError(`stream ${stream} did not exist, but bronze holds its messages up to sequence ${startAfter}: it was deleted; ${hint}`);
+  }
+  if (info.state.last_seq < startAfter) {
+    throw new SourceError(
+      `stream ${stream} ends at sequence ${info.state.last_seq}, but bronze holds messages up to ${startAfter}: the stream was replaced; ${hint}`,
+    );
+  }
+  if (info.state.first_seq > startAfter + 1) {
+    log.error(
+      { event: "messages_lost_upstream", stream, missingFrom: startAfter + 1, missingTo: info.state.first_seq - 1 },
+      `stream ${stream} no longer holds sequences ${startAfter + 1}..${info.state.first_seq - 1}: they were removed before tributary read them`,
+    );
   }
 }
 
 /** A durable pull consumer feeding the topology. */
 export class JetStreamSource {
   private messagesHandle: ConsumerMessages | null = null;
+  /** Highest stream sequence emitted (or held in bronze at start). */
+  private lastEmitted = 0;
+  /** Consumer delivery sequence the next message must carry. */
+  private nextDeliverySeq = 1;
   private stopRequested = false;
   private complete: (() => void) | null = null;
 
@@ -101,8 +144,10 @@ export class JetStreamSource {
     const nc = await connectWithRetry(options.url, options.log, options.connectTimeoutMs);
     try {
       const jsm = await jetstreamManager(nc);
-      await ensureStream(jsm, options.stream, options.subjects, options.log);
+      const { info, created } = await ensureStream(jsm, options.stream, options.subjects, options.log);
+      checkStreamAgainstBronze(options.stream, info, created, startAfter, options.log);
       const source = new JetStreamSource(nc, jsm, options);
+      source.lastEmitted = startAfter;
       await source.ensureConsumer(startAfter);
       return source;
     } catch (err) {
@@ -130,6 +175,12 @@ export class JetStreamSource {
       info = await this.jsm.consumers.info(stream, consumer);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
+      if (startAfter > 0) {
+        log.warn(
+          { event: "consumer_missing", consumer, bronzePosition: startAfter },
+          `durable consumer ${consumer} is missing (deleted?); recreating it at bronze's position ${startAfter + 1}`,
+        );
+      }
       await this.createConsumer(startAfter);
       return;
     }
@@ -146,6 +197,7 @@ export class JetStreamSource {
       info.ack_floor.stream_seq === startAfter &&
       info.delivered.stream_seq === startAfter;
     if (consistent) {
+      this.nextDeliverySeq = info.delivered.consumer_seq + 1;
       log.info({ event: "consumer_reused", ...state }, "reusing durable consumer");
       return;
     }
@@ -160,6 +212,7 @@ export class JetStreamSource {
 
   private async createConsumer(startAfter: number): Promise<void> {
     const { stream, consumer, log } = this.options;
+    this.nextDeliverySeq = 1;
     await this.jsm.consumers.add(stream, {
       durable_name: consumer,
       ack_policy: AckPolicy.All,
@@ -180,22 +233,49 @@ export class JetStreamSource {
   /**
    * The message stream. With `drain`, it completes once the consumer has nothing pending and
    * every delivered message is acknowledged; otherwise it runs until {@link stop}.
+   *
+   * Delivery must stay in stream order. Every delivery carries a consumer sequence that grows by
+   * one; a jump means deliveries were lost in transit (typically across a reconnect). Since acks
+   * are cumulative, acking past such a hole would acknowledge messages never received, so the
+   * source repositions instead: it recreates the consumer to deliver from the message after the
+   * last one it emitted. It does the same after every reconnect.
    */
   messages(drain: boolean): Observable<SourceMessage> {
     return new Observable<SourceMessage>((subscriber) => {
       const origin = this.origin;
-      const { log } = this.options;
+      const { log, stream, consumer: consumerName } = this.options;
       let lastMessageAt = Date.now();
       let drainTimer: NodeJS.Timeout | null = null;
+      let repositioning: Promise<void> | null = null;
+      let closed = false;
       const finish = () => {
+        closed = true;
         if (drainTimer) clearInterval(drainTimer);
         drainTimer = null;
         this.messagesHandle?.stop();
         if (!subscriber.closed) subscriber.complete();
       };
       this.complete = finish;
+      const fail = (err: unknown) => {
+        closed = true;
+        if (drainTimer) clearInterval(drainTimer);
+        this.messagesHandle?.stop();
+        subscriber.error(err);
+      };
+
       const onMessage = (m: JsMsg) => {
-        if (subscriber.closed || this.stopRequested) return;
+        if (closed || this.stopRequested || repositioning) return;
+        const dseq = m.info.deliverySequence;
+        if (dseq !== this.nextDeliverySeq) {
+          log.warn(
+            { event: "delivery_gap", expected: this.nextDeliverySeq, got: dseq, streamSeq: m.seq, resumeAt: this.lastEmitted + 1 },
+            "deliveries were lost in transit; repositioning the consumer",
+          );
+          reposition();
+          return;
+        }
+        this.nextDeliverySeq = dseq + 1;
+        if (m.seq > this.lastEmitted) this.lastEmitted = m.seq;
         lastMessageAt = Date.now();
         const ct = m.headers?.get("Content-Type");
         const msgId = m.headers?.get("Nats-Msg-Id");
@@ -211,37 +291,98 @@ export class JetStreamSource {
           ack: () => m.ack(),
         });
       };
-      const start = async () => {
+
+      const consume = async () => {
         const js = jetstream(this.nc);
-        const consumer = await js.consumers.get(this.options.stream, this.options.consumer);
-        this.messagesHandle = await consumer.consume({ max_messages: this.options.pullSize, callback: onMessage });
+        const c = await js.consumers.get(stream, consumerName);
+        const handle = await c.consume({ max_messages: this.options.pullSize, callback: onMessage });
+        this.messagesHandle = handle;
         void (async () => {
-          for await (const s of this.messagesHandle!.status()) {
+          for await (const s of handle.status()) {
             if (s.type === "heartbeats_missed" || s.type === "consumer_deleted" || s.type === "consumer_not_found" || s.type === "stream_not_found") {
               log.warn({ event: "consumer_status", status: s.type }, `consumer status: ${s.type}`);
+              if (s.type !== "heartbeats_missed" && !repositioning) setTimeout(() => void verifyResources(), 1_000);
             }
           }
         })().catch(() => undefined);
-        if (this.stopRequested) finish();
-        if (drain) {
+      };
+
+      // Recreate the consumer right after the last message emitted, then consume again. Retries
+      // while the broker is unreachable.
+      const reposition = () => {
+        if (repositioning || closed) return;
+        this.messagesHandle?.stop();
+        repositioning = (async () => {
+          for (let attempt = 1; !closed; attempt++) {
+            try {
+              try {
+                await this.jsm.consumers.delete(stream, consumerName);
+              } catch (err) {
+                if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
+              }
+              await this.createConsumer(this.lastEmitted);
+              this.nextDeliverySeq = 1;
+              await consume();
+              log.info({ event: "consumer_repositioned", resumeAt: this.lastEmitted + 1, attempt }, "consuming again from the first message not yet received");
+              return;
+            } catch (err) {
+              log.warn({ event: "reposition_retry", attempt, reason: (err as Error).message }, "repositioning the consumer failed; retrying");
+              await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 5_000)));
+            }
+          }
+        })().finally(() => {
+          repositioning = null;
+        });
+      };
+
+      // A deleted consumer or stream must stop the daemon loudly, never be skipped past. The
+      // client also reports these transiently while a server restarts, so confirm first.
+      let verifying = false;
+      const verifyResources = async () => {
+        if (verifying || closed) return;
+        verifying = true;
+        try {
+          await this.info();
+        } catch (err) {
+          if (err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.ConsumerNotFound || err.code === JetStreamApiCodes.StreamNotFound)) {
+            const what = err.code === JetStreamApiCodes.StreamNotFound ? `stream ${stream}` : `consumer ${consumerName}`;
+            fail(new SourceError(`${what} was deleted while tributary was consuming it; restart to resume from bronze's position`));
+          }
+        } finally {
+          verifying = false;
+        }
+      };
+
+      const watchConnection = async () => {
+        for await (const s of this.nc.status()) {
+          if (closed) return;
+          if (s.type === "reconnect") reposition();
+        }
+      };
+      void watchConnection().catch(() => undefined);
+
+      consume()
+        .then(() => {
+          if (this.stopRequested) finish();
+          if (!drain) return;
           let checking = false;
           drainTimer = setInterval(() => {
-            if (checking || Date.now() - lastMessageAt < 200) return;
+            if (checking || repositioning || Date.now() - lastMessageAt < 200) return;
             checking = true;
             this.info()
               .then((info) => {
-                if (info.num_pending === 0 && info.num_ack_pending === 0) {
-                  log.info({ event: "caught_up", consumer: this.options.consumer }, "consumer has nothing pending");
+                if (!repositioning && info.num_pending === 0 && info.num_ack_pending === 0 && info.delivered.stream_seq <= this.lastEmitted) {
+                  log.info({ event: "caught_up", consumer: consumerName }, "consumer has nothing pending");
                   finish();
                 }
               })
               .catch((err) => log.warn({ event: "consumer_info_failed", reason: (err as Error).message }, "consumer info failed"))
               .finally(() => (checking = false));
           }, 250);
-        }
-      };
-      start().catch((err) => subscriber.error(new SourceError(`cannot consume from ${this.options.stream}/${this.options.consumer}: ${(err as Error).message}`, { cause: err })));
+        })
+        .catch((err) => fail(new SourceError(`cannot consume from ${stream}/${consumerName}: ${(err as Error).message}`, { cause: err })));
       return () => {
+        closed = true;
         if (drainTimer) clearInterval(drainTimer);
         this.messagesHandle?.stop();
       };

@@ -14,8 +14,10 @@ export interface NatsServer {
   readonly storeDir: string;
   /** Stops the server (SIGTERM, then SIGKILL). */
   stop(): Promise<void>;
+  /** Stops the server but keeps its store, for an outage. */
+  down(): Promise<void>;
   /** Starts it again on the same port and store. */
-  restart(): Promise<void>;
+  up(): Promise<void>;
 }
 
 export async function freePort(): Promise<number> {
@@ -81,8 +83,10 @@ export async function startNatsServer(options: { port?: number; storeDir?: strin
       await stop();
       if (!options.storeDir) rmSync(storeDir, { recursive: true, force: true });
     },
-    async restart() {
+    async down() {
       await stop();
+    },
+    async up() {
       await launch();
     },
   };

@@ -1,0 +1,280 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_RATES, envOverrides, loadConfig, mergeConfig, parseConfig, readConfigFile } from "../../src/config.js";
+import { ConfigError } from "../../src/errors.js";
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).name).toBe("ConfigError");
+    return err as ConfigError;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("parseConfig: defaults", () => {
+  it("fills every section from an empty object", () => {
+    const c = parseConfig({});
+    expect(c.nats).toEqual({
+      url: "nats://127.0.0.1:4222",
+      stream: "TRIBUTARY",
+      subjects: ["tributary.>"],
+      consumer: "tributary",
+      ackWait: 30_000,
+      maxAckPending: 20_000,
+    });
+    expect(c.dataDir).toBe("./data");
+    expect(c.dedupe).toEqual({ window: 7 * 86_400_000, maxEntries: 200_000 });
+    expect(c.batch).toEqual({ maxRecords: 2_000, maxWait: 50 });
+    expect(c.limits).toEqual({ maxPayloadBytes: 1_048_576 });
+    expect(c.storage).toEqual({ synchronous: "normal", busyTimeout: 10_000 });
+  });
+
+  it("defaults the currency to USD with USD, EUR and GBP among the rates", () => {
+    const c = parseConfig({});
+    expect(c.currency.base).toBe("USD");
+    expect(c.currency.rates.USD).toBe(1);
+    expect(c.currency.rates.EUR).toBeGreaterThan(0);
+    expect(c.currency.rates.GBP).toBeGreaterThan(0);
+    expect(c.currency.rates).toEqual(DEFAULT_RATES);
+  });
+
+  it("treats undefined and null as an empty config", () => {
+    expect(parseConfig(undefined)).toEqual(parseConfig({}));
+    expect(parseConfig(null)).toEqual(parseConfig({}));
+  });
+
+  it("fills the rest of a section that is given in part", () => {
+    const c = parseConfig({ nats: { url: "nats://broker:4222" } });
+    expect(c.nats.url).toBe("nats://broker:4222");
+    expect(c.nats.stream).toBe("TRIBUTARY");
+    expect(c.nats.consumer).toBe("tributary");
+  });
+});
+
+describe("parseConfig: durations", () => {
+  it.each([
+    ["7d", 604_800_000],
+    ["24h", 86_400_000],
+    ["15m", 900_000],
+    ["30s", 30_000],
+    ["500ms", 500],
+    ["1.5s", 1_500],
+    [" 2 h ", 7_200_000],
+    [250, 250],
+    [0, 0],
+  ])("reads %j as %d ms", (value, ms) => {
+    expect(parseConfig({ dedupe: { window: value } }).dedupe.window).toBe(ms);
+    expect(parseConfig({ batch: { maxWait: value } }).batch.maxWait).toBe(ms);
+  });
+
+  it.each([["7 days"], ["7"], ["-5s"], ["1w"], ["ms"], [-1], [1.5]])("rejects %j naming the key path", (value) => {
+    expect(configError(() => parseConfig({ dedupe: { window: value } })).message).toMatch(/^dedupe\.window: /);
+  });
+
+  it("reads durations for nats.ackWait and storage.busyTimeout", () => {
+    const c = parseConfig({ nats: { ackWait: "1m" }, storage: { busyTimeout: "2s" } });
+    expect(c.nats.ackWait).toBe(60_000);
+    expect(c.storage.busyTimeout).toBe(2_000);
+  });
+});
+
+describe("parseConfig: errors name their key path", () => {
+  it("rejects an unknown nested key with its full path", () => {
+    const err = configError(() => parseConfig({ dedupe: { windw: "7d" } }));
+    expect(err.message).toContain("dedupe.windw");
+    expect(err.message).toMatch(/unknown key/);
+  });
+
+  it("rejects an unknown top-level key", () => {
+    expect(configError(() => parseConfig({ dataDirectory: "/tmp" })).message).toBe("unknown key dataDirectory");
+  });
+
+  it.each([["nats", { nats: { urll: "x" } }, "nats.urll"], ["storage", { storage: { sync: "full" } }, "storage.sync"], ["limits", { limits: { maxPayload: 1 } }, "limits.maxPayload"], ["batch", { batch: { size: 1 } }, "batch.size"], ["currency", { currency: { bse: "USD" } }, "currency.bse"]])(
+    "rejects an unknown key in %s",
+    (_section, input, path) => {
+      expect(configError(() => parseConfig(input)).message).toContain(path);
+    },
+  );
+
+  it.each([
+    [{ nats: { maxAckPending: -1 } }, "nats.maxAckPending"],
+    [{ nats: { maxAckPending: 1.5 } }, "nats.maxAckPending"],
+    [{ nats: { stream: "has spaces" } }, "nats.stream"],
+    [{ nats: { consumer: "a.b" } }, "nats.consumer"],
+    [{ nats: { subjects: [] } }, "nats.subjects"],
+    [{ nats: { url: "" } }, "nats.url"],
+    [{ dataDir: 7 }, "dataDir"],
+    [{ dedupe: { maxEntries: 0 } }, "dedupe.maxEntries"],
+    [{ batch: { maxRecords: "many" } }, "batch.maxRecords"],
+    [{ limits: { maxPayloadBytes: -10 } }, "limits.maxPayloadBytes"],
+    [{ storage: { synchronous: "off" } }, "storage.synchronous"],
+    [{ currency: { base: "DOLLAR" } }, "currency.base"],
+    [{ currency: { rates: { USD: 1, EUR: -2 } } }, "currency.rates.EUR"],
+    [{ nats: "nats://x" }, "nats"],
+  ])("rejects a bad value in %j naming %s", (input, path) => {
+    const message = configError(() => parseConfig(input)).message;
+    expect(message.startsWith(`${path}: `), message).toBe(true);
+  });
+});
+
+describe("parseConfig: currency", () => {
+  it("requires the base currency to be in the rates", () => {
+    const message = configError(() => parseConfig({ currency: { base: "JPY", rates: { USD: 1, EUR: 1.08 } } })).message;
+    expect(message).toMatch(/^currency\.base: /);
+    expect(message).toContain("JPY");
+  });
+
+  it("requires the base currency's rate to be 1", () => {
+    expect(configError(() => parseConfig({ currency: { base: "USD", rates: { USD: 2 } } })).message).toMatch(/^currency\.rates\.USD: /);
+  });
+
+  it("rejects a base currency missing from the default rates", () => {
+    expect(configError(() => parseConfig({ currency: { base: "SEK" } })).message).toMatch(/^currency\.base: /);
+  });
+
+  it("accepts another base with its own table, replacing the defaults", () => {
+    const c = parseConfig({ currency: { base: "EUR", rates: { EUR: 1, USD: 0.92 } } });
+    expect(c.currency).toEqual({ base: "EUR", rates: { EUR: 1, USD: 0.92 } });
+  });
+
+  it("upper-cases currency codes", () => {
+    expect(parseConfig({ currency: { base: "usd", rates: { usd: 1, eur: 1.1 } } }).currency).toEqual({ base: "USD", rates: { USD: 1, EUR: 1.1 } });
+  });
+});
+
+describe("envOverrides", () => {
+  it("maps TRIBUTARY_* variables to key paths", () => {
+    expect(
+      envOverrides({
+        TRIBUTARY_NATS_URL: "nats://env:4222",
+        TRIBUTARY_NATS_STREAM: "S1",
+        TRIBUTARY_NATS_CONSUMER: "c1",
+        TRIBUTARY_DATA_DIR: "/var/lib/tributary",
+        TRIBUTARY_DEDUPE_WINDOW: "3d",
+        TRIBUTARY_DEDUPE_MAX_ENTRIES: "5000",
+        TRIBUTARY_CURRENCY_BASE: "EUR",
+        TRIBUTARY_STORAGE_SYNCHRONOUS: "full",
+      }),
+    ).toEqual({
+      nats: { url: "nats://env:4222", stream: "S1", consumer: "c1" },
+      dataDir: "/var/lib/tributary",
+      dedupe: { window: "3d", maxEntries: 5000 },
+      currency: { base: "EUR" },
+      storage: { synchronous: "full" },
+    });
+  });
+
+  it("ignores empty and unrelated variables", () => {
+    expect(envOverrides({ TRIBUTARY_NATS_URL: "", HOME: "/root", TRIBUTARY_UNKNOWN: "x", NATS_URL: "nats://x" })).toEqual({});
+  });
+
+  it("produces overrides that parseConfig accepts", () => {
+    const c = parseConfig(envOverrides({ TRIBUTARY_NATS_URL: "nats://env:4222", TRIBUTARY_DEDUPE_WINDOW: "3d", TRIBUTARY_DEDUPE_MAX_ENTRIES: "5000" }));
+    expect(c.nats.url).toBe("nats://env:4222");
+    expect(c.dedupe).toEqual({ window: 3 * 86_400_000, maxEntries: 5000 });
+  });
+
+  it("parses a bare number of milliseconds for a duration variable, as it does for maxEntries", () => {
+    // Regression: bare digits used to stay a string here, which the duration schema rejected.
+    expect(parseConfig(envOverrides({ TRIBUTARY_DEDUPE_WINDOW: "86400000" })).dedupe.window).toBe(86_400_000);
+  });
+
+  it("leaves a non-numeric max entries as a string, which parseConfig rejects by path", () => {
+    expect(configError(() => parseConfig(envOverrides({ TRIBUTARY_DEDUPE_MAX_ENTRIES: "lots" }))).message).toMatch(/^dedupe\.maxEntries: /);
+  });
+});
+
+describe("mergeConfig", () => {
+  it("merges objects deeply and replaces everything else", () => {
+    expect(mergeConfig({ nats: { url: "a", stream: "S" }, list: [1, 2] }, { nats: { url: "b" }, list: [3], dataDir: undefined })).toEqual({
+      nats: { url: "b", stream: "S" },
+      list: [3],
+    });
+  });
+});
+
+describe("readConfigFile and loadConfig", () => {
+  let dir: string;
+  const write = (name: string, text: string) => {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "tributary-config-"));
+  });
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("reads YAML and interpolates ${VAR} from the given environment", () => {
+    const file = write("a.yaml", "nats:\n  url: nats://${NATS_HOST}:${NATS_PORT}\ndataDir: ${DATA}/tributary\n");
+    expect(readConfigFile(file, { NATS_HOST: "broker", NATS_PORT: "4333", DATA: "/srv" })).toEqual({
+      nats: { url: "nats://broker:4333" },
+      dataDir: "/srv/tributary",
+    });
+  });
+
+  it("reads JSON as YAML", () => {
+    const file = write("b.json", '{"dedupe": {"window": "${WINDOW}", "maxEntries": 10}}');
+    expect(readConfigFile(file, { WINDOW: "2h" })).toEqual({ dedupe: { window: "2h", maxEntries: 10 } });
+  });
+
+  it("leaves text that is not ${NAME} alone", () => {
+    const file = write("c.yaml", 'dataDir: "$HOME/${}/$x"\n');
+    expect(readConfigFile(file, {})).toEqual({ dataDir: "$HOME/${}/$x" });
+  });
+
+  it("names a missing environment variable", () => {
+    const file = write("d.yaml", "dataDir: ${NOT_SET_ANYWHERE}\n");
+    const message = configError(() => readConfigFile(file, {})).message;
+    expect(message).toContain("NOT_SET_ANYWHERE");
+    expect(message).toContain(file);
+  });
+
+  it("reads an empty file as an empty config", () => {
+    expect(readConfigFile(write("e.yaml", ""), {})).toEqual({});
+  });
+
+  it("reports a missing file as a ConfigError", () => {
+    const message = configError(() => readConfigFile(join(dir, "nope.yaml"), {})).message;
+    expect(message).toContain("cannot read config file");
+    expect(message).toContain("ENOENT");
+  });
+
+  it("reports invalid YAML as a ConfigError naming the file", () => {
+    const file = write("f.yaml", "nats: [unclosed\n");
+    const message = configError(() => readConfigFile(file, {})).message;
+    expect(message).toContain(file);
+    expect(message).toContain("not valid YAML or JSON");
+  });
+
+  it("loadConfig layers defaults < file < environment < explicit overrides", () => {
+    const file = write("g.yaml", "nats:\n  url: nats://file:4222\n  stream: FILESTREAM\ndedupe:\n  window: 2d\ndataDir: ${DIR}\n");
+    const env = { DIR: "/from/file", TRIBUTARY_NATS_URL: "nats://env:4222", TRIBUTARY_DEDUPE_MAX_ENTRIES: "99" };
+    const fromEnv = loadConfig({ file, env });
+    expect(fromEnv.nats.url).toBe("nats://env:4222");
+    expect(fromEnv.nats.stream).toBe("FILESTREAM");
+    expect(fromEnv.nats.consumer).toBe("tributary");
+    expect(fromEnv.dedupe).toEqual({ window: 2 * 86_400_000, maxEntries: 99 });
+    expect(fromEnv.dataDir).toBe("/from/file");
+
+    const withFlags = loadConfig({ file, env, overrides: { nats: { url: "nats://flag:4222" }, dataDir: undefined } });
+    expect(withFlags.nats.url).toBe("nats://flag:4222");
+    expect(withFlags.dataDir).toBe("/from/file");
+  });
+
+  it("loadConfig rejects a file that is not a mapping", () => {
+    expect(configError(() => loadConfig({ file: write("h.yaml", "- a\n- b\n"), env: {} })).message).toContain("mapping");
+  });
+
+  it("loadConfig reports unknown keys from the file by path", () => {
+    expect(configError(() => loadConfig({ file: write("i.yaml", "dedupe:\n  windw: 7d\n"), env: {} })).message).toContain("dedupe.windw");
+  });
+});

@@ -1,0 +1,456 @@
+import { describe, expect, it } from "vitest";
+import { from, lastValueFrom, toArray } from "rxjs";
+import { CONTRACT, validate, validateRecord, type ValidateOptions } from "../../src/operators/validate.js";
+import type { Entity, Staged, ValidRecord } from "../../src/types.js";
+import { decoded, RECEIVED_AT, sourceMessage } from "./fixtures.js";
+
+const OPTIONS: ValidateOptions = { rates: { USD: 1, EUR: 1.08, GBP: 1.27 } };
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const T0 = Date.UTC(2026, 1, 28, 10); // 2026-02-28T10:00Z, before RECEIVED_AT
+
+const BASE: Record<Entity, Record<string, unknown>> = {
+  customers: {
+    customer_id: "c1",
+    name: "Ada Lovelace",
+    email: "ada@example.com",
+    registration_date: "2026-01-15",
+    customer_segment: "premium",
+  },
+  transactions: {
+    transaction_id: "t1",
+    customer_id: "c1",
+    amount: 12.5,
+    currency: "USD",
+    transaction_date: "2026-02-28T10:00:00Z",
+  },
+  interactions: {
+    interaction_id: "i1",
+    customer_id: "c1",
+    interaction_date: "2026-02-28T10:00:00Z",
+    interaction_type: "chat",
+  },
+  events: {
+    event_id: "e1",
+    customer_id: "c1",
+    event_type: "page_view",
+    event_timestamp: "2026-02-28T10:00:00Z",
+  },
+  sessions: {
+    session_id: "s1",
+    customer_id: "c1",
+    session_start: "2026-02-28T10:00:00Z",
+    session_end: "2026-02-28T10:30:00Z",
+    device_type: "mobile",
+  },
+};
+
+const ENTITIES = Object.keys(BASE) as Entity[];
+
+function run(entity: Entity, patch: Record<string, unknown> = {}, receivedAt = RECEIVED_AT): Staged {
+  const fields: Record<string, unknown> = { ...BASE[entity], ...patch };
+  for (const [k, v] of Object.entries(patch)) if (v === undefined) delete fields[k];
+  return validateRecord(decoded(entity, fields, { receivedAt }), OPTIONS);
+}
+
+function recordOf(staged: Staged): ValidRecord {
+  if (staged.outcome.status !== "valid") throw new Error(`expected valid, got ${JSON.stringify(staged.outcome)}`);
+  return staged.outcome.record;
+}
+
+function expectQuarantine(staged: Staged, reason: string, field: string): void {
+  expect(staged.outcome).toMatchObject({ status: "quarantined", reason, field });
+}
+
+describe("validateRecord: a valid record of each entity", () => {
+  it("types a customer profile", () => {
+    expect(recordOf(run("customers"))).toEqual({
+      entity: "customers",
+      id: "c1",
+      customer_id: "c1",
+      eventAt: Date.UTC(2026, 0, 15),
+      name: "Ada Lovelace",
+      email: "ada@example.com",
+      registration_at: Date.UTC(2026, 0, 15),
+      customer_segment: "premium",
+    });
+  });
+
+  it("types a transaction, leaving amount_base and the segment for enrich", () => {
+    const r = recordOf(run("transactions"));
+    expect(r).toMatchObject({ entity: "transactions", id: "t1", customer_id: "c1", eventAt: T0, amount: 12.5, currency: "USD", customer_segment: "unknown" });
+    if (r.entity !== "transactions") throw new Error("unreachable");
+    expect(r.amount_base).toBeNaN();
+  });
+
+  it("types an interaction", () => {
+    expect(recordOf(run("interactions"))).toEqual({ entity: "interactions", id: "i1", customer_id: "c1", eventAt: T0, interaction_type: "chat" });
+  });
+
+  it("types an event", () => {
+    expect(recordOf(run("events"))).toEqual({ entity: "events", id: "e1", customer_id: "c1", eventAt: T0, event_type: "page_view" });
+  });
+
+  it("types a session with its end time", () => {
+    expect(recordOf(run("sessions"))).toEqual({
+      entity: "sessions",
+      id: "s1",
+      customer_id: "c1",
+      eventAt: T0,
+      session_end_at: T0 + 30 * 60_000,
+      device_type: "mobile",
+    });
+  });
+
+  it("keeps the source message", () => {
+    const input = decoded("events", BASE.events);
+    const out = validateRecord(input, OPTIONS);
+    expect(out.msg).toBe(input.msg);
+    expect(out.entity).toBe("events");
+  });
+
+  it.each(ENTITIES)("ignores unknown extra fields on %s", (entity) => {
+    const plain = recordOf(run(entity));
+    const extra = recordOf(run(entity, { extra: "x", nested: { a: 1 }, amount_base: 99, id: "other", entity: "widgets" }));
+    expect(extra).toEqual(plain);
+  });
+});
+
+describe("validateRecord: required fields", () => {
+  const required = ENTITIES.flatMap((entity) =>
+    CONTRACT[entity].fields.filter((f) => f.fallback === undefined).map((f) => [entity, f.name] as const),
+  );
+
+  it("the contract has the documented required fields", () => {
+    expect(required).toEqual([
+      ["customers", "customer_id"],
+      ["transactions", "transaction_id"],
+      ["transactions", "customer_id"],
+      ["transactions", "amount"],
+      ["transactions", "currency"],
+      ["transactions", "transaction_date"],
+      ["interactions", "interaction_id"],
+      ["interactions", "customer_id"],
+      ["interactions", "interaction_date"],
+      ["interactions", "interaction_type"],
+      ["events", "event_id"],
+      ["events", "customer_id"],
+      ["events", "event_type"],
+      ["events", "event_timestamp"],
+      ["sessions", "session_id"],
+      ["sessions", "customer_id"],
+      ["sessions", "session_start"],
+      ["sessions", "session_end"],
+    ]);
+  });
+
+  describe.each(required)("%s.%s", (entity, field) => {
+    it.each([
+      ["absent", undefined],
+      ["null", null],
+      ["empty", ""],
+      ["whitespace", "  \t\n "],
+    ])("is missing_field when %s", (_label, value) => {
+      expectQuarantine(run(entity, { [field]: value }), "missing_field", field);
+    });
+  });
+
+  it("reports the first failing field in contract order", () => {
+    const staged = run("transactions", { customer_id: null, amount: "twelve", currency: "XX" });
+    expectQuarantine(staged, "missing_field", "customer_id");
+  });
+
+  it("ignores inherited properties: a field must be the record's own", () => {
+    const fields = Object.create({ transaction_id: "inherited" }) as Record<string, unknown>;
+    Object.assign(fields, BASE.transactions);
+    delete fields.transaction_id;
+    expectQuarantine(validateRecord(decoded("transactions", fields), OPTIONS), "missing_field", "transaction_id");
+  });
+});
+
+describe("validateRecord: ids", () => {
+  it("turns integer ids into decimal strings", () => {
+    const r = recordOf(run("transactions", { transaction_id: 123456789, customer_id: 1_000_001 }));
+    expect(r.id).toBe("123456789");
+    expect(r.customer_id).toBe("1000001");
+    expect(recordOf(run("customers", { customer_id: 42 })).id).toBe("42");
+    expect(recordOf(run("events", { event_id: 0 })).id).toBe("0");
+    expect(recordOf(run("events", { event_id: -7 })).id).toBe("-7");
+  });
+
+  it("turns bigint ids into decimal strings", () => {
+    expect(recordOf(run("events", { event_id: 12345678901234567890n })).id).toBe("12345678901234567890");
+  });
+
+  it("trims string ids", () => {
+    const r = recordOf(run("sessions", { session_id: "  s-9 ", customer_id: "\tc-2\n" }));
+    expect(r.id).toBe("s-9");
+    expect(r.customer_id).toBe("c-2");
+  });
+
+  it.each([
+    ["a float", 1.5],
+    ["an unsafe integer", 2 ** 53],
+    ["NaN", Number.NaN],
+    ["a boolean", true],
+    ["an object", { id: 1 }],
+    ["an array", ["t1"]],
+  ])("rejects %s as invalid_type", (_label, value) => {
+    expectQuarantine(run("transactions", { transaction_id: value }), "invalid_type", "transaction_id");
+    expectQuarantine(run("interactions", { customer_id: value }), "invalid_type", "customer_id");
+  });
+});
+
+describe("validateRecord: amounts", () => {
+  it.each([
+    [12.5, 12.5],
+    [0, 0],
+    [100, 100],
+    ["12.50", 12.5],
+    [" 7 ", 7],
+    ["0.5", 0.5],
+    [".5", 0.5],
+    ["5.", 5],
+    ["+3", 3],
+    ["1e3", 1000],
+    ["2.5E-1", 0.25],
+  ])("accepts %j as %s", (value, expected) => {
+    const r = recordOf(run("transactions", { amount: value }));
+    if (r.entity !== "transactions") throw new Error("unreachable");
+    expect(r.amount).toBe(expected);
+  });
+
+  it.each([[-5], [-0.01], ["-12.50"], ["-1e2"]])("rejects the negative amount %j as invalid_range", (value) => {
+    expectQuarantine(run("transactions", { amount: value }), "invalid_range", "amount");
+  });
+
+  it.each([
+    ["twelve"],
+    ["12,50"],
+    ["$12"],
+    ["12.5 USD"],
+    ["0x10"],
+    ["1_000"],
+    ["NaN"],
+    ["Infinity"],
+    ["1e400"],
+    [Number.NaN],
+    [Number.POSITIVE_INFINITY],
+    [Number.NEGATIVE_INFINITY],
+    [true],
+    [[12]],
+    [{ value: 12 }],
+  ])("rejects %j as invalid_type", (value) => {
+    expectQuarantine(run("transactions", { amount: value }), "invalid_type", "amount");
+  });
+});
+
+describe("validateRecord: currencies", () => {
+  it("upper-cases a lower-case currency", () => {
+    const r = recordOf(run("transactions", { currency: "eur" }));
+    if (r.entity !== "transactions") throw new Error("unreachable");
+    expect(r.currency).toBe("EUR");
+  });
+
+  it("trims and upper-cases a mixed-case currency", () => {
+    const r = recordOf(run("transactions", { currency: " gBp " }));
+    if (r.entity !== "transactions") throw new Error("unreachable");
+    expect(r.currency).toBe("GBP");
+  });
+
+  it("quarantines a three-letter code not in the rates as unknown_currency", () => {
+    expectQuarantine(run("transactions", { currency: "XYZ" }), "unknown_currency", "currency");
+    expectQuarantine(run("transactions", { currency: "jpy" }), "unknown_currency", "currency");
+  });
+
+  it("uses the rates it is given", () => {
+    const staged = validateRecord(decoded("transactions", { ...BASE.transactions, currency: "JPY" }), { rates: { USD: 1, JPY: 0.0067 } });
+    expect(recordOf(staged)).toMatchObject({ currency: "JPY" });
+  });
+
+  it.each([["US"], ["USDT"], ["U$D"], ["123"], [840], [true], [["USD"]]])(
+    "rejects %j as invalid_type",
+    (value) => {
+      expectQuarantine(run("transactions", { currency: value }), "invalid_type", "currency");
+    },
+  );
+
+  it("checks the timestamp before the currency table", () => {
+    expectQuarantine(run("transactions", { currency: "XYZ", transaction_date: "yesterday" }), "invalid_timestamp", "transaction_date");
+  });
+});
+
+describe("validateRecord: timestamps", () => {
+  const timeFields: Array<[Entity, string]> = [
+    ["customers", "registration_date"],
+    ["transactions", "transaction_date"],
+    ["interactions", "interaction_date"],
+    ["events", "event_timestamp"],
+    ["sessions", "session_start"],
+    ["sessions", "session_end"],
+  ];
+
+  it.each(timeFields)("%s.%s: rejects unparseable strings and non-integer numbers as invalid_timestamp", (entity, field) => {
+    for (const value of ["yesterday", "2026-02-30", "2026-13-01", 1.5]) {
+      expectQuarantine(run(entity, { [field]: value }), "invalid_timestamp", field);
+    }
+  });
+
+  it.each(timeFields)("%s.%s: rejects booleans and objects as invalid_type", (entity, field) => {
+    for (const value of [true, { at: 1 }, [2026, 2, 28]]) {
+      expectQuarantine(run(entity, { [field]: value }), "invalid_type", field);
+    }
+  });
+
+  it("accepts epoch milliseconds, offsets, zone-less strings and Date objects alike", () => {
+    for (const value of [T0, BigInt(T0), "2026-02-28T12:00:00+02:00", "2026-02-28T05:00:00-0500", "2026-02-28T10:00:00", new Date(T0)]) {
+      expect(recordOf(run("events", { event_timestamp: value })).eventAt, String(value)).toBe(T0);
+    }
+  });
+
+  it("rejects an invalid Date object as invalid_timestamp", () => {
+    expectQuarantine(run("events", { event_timestamp: new Date(Number.NaN) }), "invalid_timestamp", "event_timestamp");
+  });
+});
+
+describe("validateRecord: sessions", () => {
+  it("quarantines session_end before session_start as invalid_range on session_end", () => {
+    expectQuarantine(
+      run("sessions", { session_start: "2026-02-01T10:00:00Z", session_end: "2026-02-01T09:00:00Z" }),
+      "invalid_range",
+      "session_end",
+    );
+    expectQuarantine(run("sessions", { session_start: T0, session_end: T0 - 1 }), "invalid_range", "session_end");
+  });
+
+  it("accepts a zero-length session", () => {
+    expect(recordOf(run("sessions", { session_start: T0, session_end: T0 }))).toMatchObject({ eventAt: T0, session_end_at: T0 });
+  });
+
+  it("compares instants, not strings, across zones", () => {
+    // 10:30+02:00 is 08:30Z, before the 09:00Z start.
+    expectQuarantine(
+      run("sessions", { session_start: "2026-02-01T09:00:00Z", session_end: "2026-02-01T10:30:00+02:00" }),
+      "invalid_range",
+      "session_end",
+    );
+  });
+});
+
+describe("validateRecord: future timestamps", () => {
+  const eventFields: Array<[Entity, string]> = [
+    ["customers", "registration_date"],
+    ["transactions", "transaction_date"],
+    ["interactions", "interaction_date"],
+    ["events", "event_timestamp"],
+    ["sessions", "session_start"],
+  ];
+
+  it.each(eventFields)("%s: %s more than 24 h after receipt is future_timestamp", (entity, field) => {
+    const patch: Record<string, unknown> = { [field]: RECEIVED_AT + DAY + 1 };
+    if (entity === "sessions") patch.session_end = RECEIVED_AT + DAY + 60_000;
+    expectQuarantine(run(entity, patch), "future_timestamp", field);
+  });
+
+  it.each(eventFields)("%s: %s exactly 24 h after receipt is accepted", (entity, field) => {
+    const patch: Record<string, unknown> = { [field]: RECEIVED_AT + DAY };
+    if (entity === "sessions") patch.session_end = RECEIVED_AT + DAY + 60_000;
+    expect(recordOf(run(entity, patch)).eventAt).toBe(RECEIVED_AT + DAY);
+  });
+
+  it("measures from the message's receive time, not the wall clock", () => {
+    const far = Date.UTC(2099, 0, 1);
+    expect(recordOf(run("events", { event_timestamp: far }, far - HOUR)).eventAt).toBe(far);
+    expectQuarantine(run("events", { event_timestamp: far }, RECEIVED_AT), "future_timestamp", "event_timestamp");
+  });
+
+  it("accepts event times long in the past", () => {
+    expect(recordOf(run("events", { event_timestamp: "2001-01-01" })).eventAt).toBe(Date.UTC(2001, 0, 1));
+  });
+
+  it("honours a custom tolerance", () => {
+    const staged = decoded("events", { ...BASE.events, event_timestamp: RECEIVED_AT + 2 * HOUR });
+    expectQuarantine(validateRecord(staged, { ...OPTIONS, futureToleranceMs: HOUR }), "future_timestamp", "event_timestamp");
+    expect(validateRecord(staged, { ...OPTIONS, futureToleranceMs: 3 * HOUR }).outcome.status).toBe("valid");
+  });
+});
+
+describe("validateRecord: optional fields and defaults", () => {
+  it.each([["absent", undefined], ["null", null], ["empty", ""], ["blank", "   "]])(
+    "customer fields default when %s",
+    (_label, value) => {
+      const r = recordOf(run("customers", { name: value, email: value, registration_date: value, customer_segment: value }));
+      expect(r).toEqual({
+        entity: "customers",
+        id: "c1",
+        customer_id: "c1",
+        eventAt: null,
+        name: null,
+        email: null,
+        registration_at: null,
+        customer_segment: "unknown",
+      });
+    },
+  );
+
+  it("a customer with only an id is valid", () => {
+    const r = validateRecord(decoded("customers", { customer_id: 7 }), OPTIONS);
+    expect(recordOf(r)).toMatchObject({ id: "7", customer_segment: "unknown", registration_at: null, name: null, email: null });
+  });
+
+  it.each([["absent", undefined], ["null", null], ["blank", " "]])("device_type defaults to unknown when %s", (_label, value) => {
+    expect(recordOf(run("sessions", { device_type: value }))).toMatchObject({ device_type: "unknown" });
+  });
+
+  it("trims text fields", () => {
+    expect(recordOf(run("customers", { name: "  Ada  ", customer_segment: " smb " }))).toMatchObject({ name: "Ada", customer_segment: "smb" });
+    expect(recordOf(run("events", { event_type: " login\n" }))).toMatchObject({ event_type: "login" });
+  });
+
+  it.each([
+    ["customers", "name", 42],
+    ["customers", "email", true],
+    ["customers", "customer_segment", ["premium"]],
+    ["sessions", "device_type", 3],
+    ["interactions", "interaction_type", 42],
+    ["events", "event_type", { type: "login" }],
+  ] as Array<[Entity, string, unknown]>)("%s.%s of the wrong type is invalid_type", (entity, field, value) => {
+    expectQuarantine(run(entity, { [field]: value }), "invalid_type", field);
+  });
+});
+
+describe("validateRecord: pass-through", () => {
+  it("returns a non-decoded record unchanged", () => {
+    const quarantined: Staged = {
+      msg: sourceMessage(),
+      entity: "widgets",
+      outcome: { status: "quarantined", reason: "unknown_entity", field: null, detail: "x" },
+    };
+    expect(validateRecord(quarantined, OPTIONS)).toBe(quarantined);
+    const valid = validateRecord(decoded("events", BASE.events), OPTIONS);
+    expect(validateRecord(valid, OPTIONS)).toBe(valid);
+  });
+});
+
+describe("validate (pipeable)", () => {
+  it("validates each staged record in order, routing oks and errors as values", async () => {
+    const input: Staged[] = [
+      decoded("transactions", BASE.transactions, { originSeq: 1 }),
+      decoded("transactions", { ...BASE.transactions, amount: -1 }, { originSeq: 2 }),
+      decoded("customers", { customer_id: 5 }, { originSeq: 3 }),
+      decoded("sessions", { ...BASE.sessions, session_end: "2026-02-28T09:00:00Z" }, { originSeq: 4 }),
+      decoded("transactions", { ...BASE.transactions, currency: "XYZ" }, { originSeq: 5 }),
+    ];
+    const out = await lastValueFrom(from(input).pipe(validate(OPTIONS), toArray()));
+    expect(out).toHaveLength(5);
+    expect(out.map((s) => s.msg.originSeq)).toEqual([1, 2, 3, 4, 5]);
+    expect(out.map((s) => (s.outcome.status === "quarantined" ? `${s.outcome.reason}:${s.outcome.field}` : s.outcome.status))).toEqual([
+      "valid",
+      "invalid_range:amount",
+      "valid",
+      "invalid_range:session_end",
+      "unknown_currency:currency",
+    ]);
+    expect(out[2]!.outcome).toMatchObject({ status: "valid", record: { entity: "customers", id: "5" } });
+  });
+});
