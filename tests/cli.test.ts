@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runCli } from "./helpers/cli.js";
 import { parseFeatureCsv } from "./helpers/compare.js";
-import { freePort, startNatsServer, type NatsServer } from "./helpers/nats-server.js";
+import { freePort, startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const FILES = ["customers.json", "transactions.csv", "sessions.ndjson", "interactions-2026.json"].map(fixture);

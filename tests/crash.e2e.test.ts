@@ -12,7 +12,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { generateWorkload } from "../src/sources/generator.js";
 import { publishAll } from "../src/sinks/publisher.js";
 import { CRASH_POINTS } from "../src/topology.js";
-import { startNatsServer, type NatsServer } from "./helpers/nats-server.js";
+import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli, startCli } from "./helpers/cli.js";
 import { bronzeCount, dumpLayers } from "./helpers/tables.js";
 

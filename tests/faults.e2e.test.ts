@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pack } from "msgpackr";
 import { generateWorkload } from "../src/sources/generator.js";
-import { startNatsServer, type NatsServer } from "./helpers/nats-server.js";
+import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli, startCli } from "./helpers/cli.js";
 import { bronzeCount, dumpLayers } from "./helpers/tables.js";
 import { consumerInfo, publishToStream } from "./helpers/stream.js";

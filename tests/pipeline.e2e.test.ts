@@ -11,7 +11,7 @@ import { connect } from "@nats-io/transport-node";
 import { generateWorkload, type GeneratedMessage } from "../src/sources/generator.js";
 import { publishAll } from "../src/sinks/publisher.js";
 import { DEFAULT_RATES } from "../src/config.js";
-import { startNatsServer, type NatsServer } from "./helpers/nats-server.js";
+import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli } from "./helpers/cli.js";
 import { acceptInOrder, referenceFeatures } from "./helpers/reference.js";
 import { expectFeaturesMatch, parseFeatureCsv } from "./helpers/compare.js";

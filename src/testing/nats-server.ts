@@ -1,6 +1,7 @@
 /**
- * Starts a real nats-server (JetStream enabled) on a free 127.0.0.1 port with a temporary store.
- * Integration tests use this; nothing here mocks NATS.
+ * Starts a real nats-server (JetStream enabled) on a free 127.0.0.1 port with a temporary store,
+ * for tests and benchmarks (ours, and those of services that embed tributary). It needs the
+ * `nats-server` binary on PATH. Nothing here mocks NATS.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
