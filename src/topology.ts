@@ -23,9 +23,10 @@ import { DedupeWindow, dedupe } from "./operators/dedupe.js";
 import { enrich, type SegmentDirectory } from "./operators/enrich.js";
 import { batchForCommit } from "./operators/batch.js";
 import { aggregate, aggregateBatch } from "./operators/aggregate.js";
-import { BronzeStore } from "./sinks/bronze.js";
-import { SilverStore, type Committed, type SilverResult } from "./sinks/silver.js";
-import { GoldStore } from "./sinks/gold.js";
+import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
+import { SILVER_MIGRATIONS, SilverStore, type Committed, type SilverResult } from "./sinks/silver.js";
+import { GOLD_MIGRATIONS, GoldStore } from "./sinks/gold.js";
+import { preflight } from "./sinks/database.js";
 import { JetStreamSource } from "./sources/jetstream.js";
 import { filesSource } from "./sources/files.js";
 import { generatorSource, type GeneratorOptions } from "./sources/generator.js";
@@ -186,9 +187,21 @@ export class Topology {
     if (this.started) throw new Error("topology already started");
     this.started = true;
     const storage = this.config.storage;
-    this.bronze = new BronzeStore(this.config.dataDir, storage);
-    this.silver = new SilverStore(this.config.dataDir, storage);
-    this.gold = new GoldStore(this.config.dataDir, storage);
+    const dir = this.config.dataDir;
+    try {
+      preflight(dir, { bronze: BRONZE_MIGRATIONS.length, silver: SILVER_MIGRATIONS.length, gold: GOLD_MIGRATIONS.length });
+      this.bronze = new BronzeStore(dir, storage);
+      this.silver = new SilverStore(dir, storage);
+      this.gold = new GoldStore(dir, storage);
+    } catch (err) {
+      await this.close();
+      this.rejectDone(err);
+      throw err;
+    }
+    this.log.info(
+      { event: "storage_opened", dataDir: dir, journalMode: "wal", synchronous: storage.synchronous, schema: { bronze: BRONZE_MIGRATIONS.length, silver: SILVER_MIGRATIONS.length, gold: GOLD_MIGRATIONS.length } },
+      "opened bronze, silver and gold",
+    );
     let source$: Observable<SourceMessage>;
     try {
       this.recover();
@@ -224,7 +237,9 @@ export class Topology {
     pipeline$.subscribe({
       error: (err) => {
         const wrapped =
-          err instanceof Error && err.name === "SqliteError" ? new CheckpointError(`commit failed: ${err.message}`, { cause: err }) : err;
+                    err instanceof Error && err.name === "SqliteError"
+            ? new CheckpointError(`SQLite commit failed (${err.message}); nothing after the last commit was acknowledged`, { cause: err })
+            : err;
         this.log.error({ event: "pipeline_failed", reason: wrapped.message }, "pipeline failed");
         void this.close().finally(() => this.rejectDone(wrapped));
       },

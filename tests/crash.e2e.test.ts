@@ -16,7 +16,7 @@ import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js"
 import { runCli, startCli } from "./helpers/cli.js";
 import { bronzeCount, dumpLayers } from "./helpers/tables.js";
 
-const MESSAGES = 40_000;
+const MESSAGES = 50_000;
 
 describe("kill -9 during a drain", () => {
   let server: NatsServer;
@@ -51,13 +51,17 @@ describe("kill -9 during a drain", () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  it("loses nothing and counts nothing twice after SIGKILL at random instants", async () => {
+  it("loses nothing and counts nothing twice after SIGKILL at 10 random instants", async () => {
     const dir = tmp();
     const kills: number[] = [];
-    // Kill three times at different depths of the drain, then let it finish.
-    for (const threshold of [3_000, 15_000, 28_000]) {
+    // Ten kills at random depths of the drain (each somewhere in its own slice of the stream),
+    // a random few milliseconds after bronze reaches that depth, then a run to the end.
+    const slice = MESSAGES / 11;
+    for (let i = 0; i < 10; i++) {
+      const threshold = Math.floor(i * slice + Math.random() * slice * 0.8);
       const { proc, result } = startCli(["run", "--drain", "--nats", server.url, "--data-dir", dir], { TRIBUTARY_NATS_CONSUMER: "random" });
-      while (bronzeCount(dir) < threshold && proc.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+      while (bronzeCount(dir) < threshold && proc.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, Math.random() * 30));
       proc.kill("SIGKILL");
       const r = await result;
       expect(r.signal, "the daemon was still running when killed").toBe("SIGKILL");

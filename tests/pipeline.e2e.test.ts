@@ -13,7 +13,7 @@ import { publishAll } from "../src/sinks/publisher.js";
 import { DEFAULT_RATES } from "../src/config.js";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli } from "./helpers/cli.js";
-import { acceptInOrder, referenceFeatures } from "./helpers/reference.js";
+import { acceptInOrder, referenceFeatures } from "../src/testing/reference.js";
 import { expectFeaturesMatch, parseFeatureCsv } from "./helpers/compare.js";
 
 const AS_OF = ["2026-02-15", "2026-03-20", "2026-05-01"];

@@ -3,7 +3,7 @@
  * marks the file as tributary's, and numbered migrations tracked by `PRAGMA user_version`.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { StorageError } from "../errors.js";
 
@@ -64,6 +64,31 @@ export function openLayer(dataDir: string, layer: Layer, migrations: readonly st
     db.close();
     if (err instanceof StorageError) throw err;
     throw new StorageError(`cannot prepare ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/**
+ * Checks every existing layer file of a data directory before any of them is opened for writing,
+ * so a foreign or newer file stops the run before anything is written.
+ */
+export function preflight(dataDir: string, known: Readonly<Record<Layer, number>>): void {
+  for (const layer of Object.keys(known) as Layer[]) {
+    const file = layerPath(dataDir, layer);
+    if (!existsSync(file)) continue;
+    let db: Database;
+    try {
+      db = new Database(file, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      throw new StorageError(`cannot open ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      checkIdentity(db, file, layer, known[layer]);
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      throw new StorageError(`${file} is not a readable SQLite database: ${(err as Error).message}`, { cause: err });
+    } finally {
+      db.close();
+    }
   }
 }
 

@@ -3,7 +3,7 @@
  * the generator's own account of each message (not tributary's validator). Deliberately plain:
  * loops over records, no buckets, no SQL.
  */
-import type { Expectation } from "../../src/sources/generator.js";
+import type { Expectation } from "../sources/generator.js";
 
 const DAY = 86_400_000;
 
@@ -106,4 +106,43 @@ export function referenceFeatures(stream: readonly Expectation[], rates: Record<
     });
   }
   return rows;
+}
+
+const MONEY = new Set(["total_spend", "avg_transaction_value", "spend_last_30_days"]);
+const DECIMALS = new Set(["recency_days", "days_since_registration", "avg_session_duration_seconds"]);
+
+/**
+ * Compares feature rows as printed in CSV (strings; empty for null) with the reference. Money must
+ * agree within 0.01, decimal days and seconds within 0.001, everything else exactly. Returns one
+ * line per mismatch; empty when they agree.
+ */
+export function compareFeatures(actual: readonly Record<string, string>[], expected: readonly ReferenceRow[]): string[] {
+  const problems: string[] = [];
+  const ids = (rows: readonly { customer_id?: string }[]) => rows.map((r) => r.customer_id).join(",");
+  if (ids(actual) !== ids(expected)) {
+    const a = new Set(actual.map((r) => r.customer_id!));
+    const e = new Set(expected.map((r) => r.customer_id));
+    const missing = [...e].filter((id) => !a.has(id)).slice(0, 5);
+    const extra = [...a].filter((id) => !e.has(id)).slice(0, 5);
+    return [`customers differ: ${actual.length} listed, ${expected.length} expected; missing ${missing.join(" ")}; extra ${extra.join(" ")}`];
+  }
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i]!;
+    for (const [k, v] of Object.entries(expected[i]!)) {
+      const cell = a[k];
+      const where = `${expected[i]!.customer_id}.${k}: got "${cell}", expected ${v}`;
+      if (v === null) {
+        if (cell !== "") problems.push(where);
+      } else if (MONEY.has(k)) {
+        if (!(Math.abs(Number(cell) - (v as number)) <= 0.01)) problems.push(where);
+      } else if (DECIMALS.has(k)) {
+        if (!(Math.abs(Number(cell) - (v as number)) < 1e-3)) problems.push(where);
+      } else if (typeof v === "number") {
+        if (Number(cell) !== v) problems.push(where);
+      } else if (cell !== v) {
+        problems.push(where);
+      }
+    }
+  }
+  return problems;
 }
