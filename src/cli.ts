@@ -5,8 +5,10 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { loadConfig, type Config, type ConfigOverrides } from "./config.js";
-import { createTopology, type PipelineStats, type SourceSpec } from "./topology.js";
+import { loadConfig, maskSecrets, type Config, type ConfigOverrides } from "./config.js";
+import { createTopology, type PipelineStats, type SourceSpec, type Topology } from "./topology.js";
+import { parseListen, type HttpListen } from "./http.js";
+import { createProgress } from "./progress.js";
 import { FeatureReader, formatFeatures } from "./features.js";
 import { readStatus } from "./status.js";
 import { parseDay } from "./timestamps.js";
@@ -14,7 +16,7 @@ import { createLogger, type Logger } from "./log.js";
 import { CheckpointError, ConfigError, SourceError, StorageError } from "./errors.js";
 import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { fileMessages } from "./sources/files.js";
+import { countRecords, fileMessages } from "./sources/files.js";
 import { publishAll, recordMessage, type OutgoingMessage } from "./sinks/publisher.js";
 import { entityOf } from "./operators/decode.js";
 
@@ -38,8 +40,8 @@ function configFrom(flags: CommonFlags): Config {
   return loadConfig({ file: flags.config, overrides });
 }
 
-function logger(flags: CommonFlags): Logger {
-  return createLogger(flags.logLevel ?? process.env.TRIBUTARY_LOG_LEVEL ?? "info");
+function logger(flags: CommonFlags, config?: Config): Logger {
+  return createLogger(flags.logLevel ?? process.env.TRIBUTARY_LOG_LEVEL ?? config?.log.level ?? "info");
 }
 
 function pad(rows: (string | number)[][]): string {
@@ -68,18 +70,47 @@ export function formatSummary(s: PipelineStats): string {
   return pad(rows);
 }
 
-async function runTopology(source: SourceSpec, config: Config, log: Logger, onSignal: boolean): Promise<PipelineStats> {
-  const topology = createTopology({ source, config, log });
-  if (onSignal) {
-    const stop = (signal: string) => {
-      log.info({ event: "signal", signal }, `received ${signal}, finishing the batch in flight`);
-      void topology.stop();
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  }
+interface RunOptions {
+  readonly http?: HttpListen | null;
+  /** Show progress towards this many records (a number, or a function asked once started). */
+  readonly progress?: { label: string; total: (t: Topology) => Promise<number | null> };
+}
+
+async function runTopology(source: SourceSpec, config: Config, log: Logger, options: RunOptions = {}): Promise<PipelineStats> {
+  const topology = createTopology({ source, config, log, http: options.http ?? false });
+  const stop = (signal: string) => {
+    log.info({ event: "signal", signal }, `received ${signal}, finishing the batch in flight`);
+    void topology.stop();
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
   await topology.start();
+  if (options.progress) {
+    const progress = createProgress(options.progress.label, log);
+    const done = () => topology.stats.bronze + topology.stats.redelivered;
+    let total: number | undefined;
+    options.progress
+      .total(topology)
+      .then((t) => {
+        if (t !== null) total = t;
+        progress.update(done(), total);
+      })
+      .catch(() => undefined);
+    const sub = topology.stats$.subscribe(() => progress.update(done(), total !== undefined ? Math.max(total, done()) : undefined));
+    try {
+      return await topology.done;
+    } finally {
+      sub.unsubscribe();
+      progress.update(done(), total !== undefined ? done() : undefined);
+      progress.stop();
+    }
+  }
   return topology.done;
+}
+
+/** The HTTP listen address: the flag, else the config's `http.listen`. */
+function httpFrom(flag: string | undefined, config: Config): HttpListen | null {
+  return parseListen(flag ?? config.http.listen);
 }
 
 function dataDirOption(): Option {
@@ -102,12 +133,16 @@ function build(): Command {
     .addOption(dataDirOption())
     .option("--drain", "exit 0 once the consumer has no pending messages and everything is committed")
     .option("--connect-timeout <seconds>", "with --drain, give up connecting after this long (exit 3)", "30")
+    .option("--http <host:port|off>", "serve /metrics, /healthz, /readyz and /features (default 127.0.0.1:9464)")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
-    .action(async (flags: CommonFlags & { drain?: boolean; connectTimeout: string }) => {
+    .action(async (flags: CommonFlags & { drain?: boolean; connectTimeout: string; http?: string }) => {
       const config = configFrom(flags);
-      const log = logger(flags);
+      const log = logger(flags, config);
       const timeout = flags.drain ? Number(flags.connectTimeout) * 1000 : undefined;
-      const stats = await runTopology({ kind: "jetstream", drain: flags.drain ?? false, connectTimeoutMs: timeout }, config, log, true);
+      const stats = await runTopology({ kind: "jetstream", drain: flags.drain ?? false, connectTimeoutMs: timeout }, config, log, {
+        http: httpFrom(flags.http, config),
+        progress: flags.drain ? { label: "drain", total: async (t) => t.pending() } : undefined,
+      });
       process.stdout.write(formatSummary(stats) + "\n");
     });
 
@@ -118,10 +153,14 @@ function build(): Command {
     .option("--entity <name>", "entity of every record (customers, transactions, interactions, events, sessions)")
     .option("--config <file>", "YAML or JSON config file")
     .addOption(dataDirOption())
+    .option("--http <host:port|off>", "serve /metrics, /healthz, /readyz and /features while ingesting", "off")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
-    .action(async (files: string[], flags: CommonFlags & { entity?: string }) => {
+    .action(async (files: string[], flags: CommonFlags & { entity?: string; http: string }) => {
       const config = configFrom(flags);
-      const stats = await runTopology({ kind: "files", files, entity: flags.entity }, config, logger(flags), true);
+      const stats = await runTopology({ kind: "files", files, entity: flags.entity }, config, logger(flags, config), {
+        http: parseListen(flags.http),
+        progress: { label: "ingest", total: () => countRecords(files) },
+      });
       process.stdout.write(formatSummary(stats) + "\n");
     });
 
@@ -190,8 +229,8 @@ function build(): Command {
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
     .action(async (files: string[], flags: CommonFlags & { entity?: string }) => {
       const config = configFrom(flags);
-      const log = logger(flags);
-      const nc = await connectWithRetry(config.nats.url, log, 10_000);
+      const log = logger(flags, config);
+      const nc = await connectWithRetry(config.nats.url, log, 10_000, config.nats);
       try {
         await ensureStream(await jetstreamManager(nc), config.nats.stream, config.nats.subjects, log);
         const decoder = new TextDecoder();
@@ -219,7 +258,7 @@ function build(): Command {
     .action(async (flags: CommonFlags & { messages: string; seed: string }) => {
       const config = configFrom(flags);
       const log = logger(flags);
-      const stats = await runTopology({ kind: "generator", messages: Number(flags.messages), seed: Number(flags.seed) }, config, log, true);
+      const stats = await runTopology({ kind: "generator", messages: Number(flags.messages), seed: Number(flags.seed) }, config, log);
       const out: string[] = [`tributary demo: ${flags.messages} generated messages (seed ${flags.seed}) → ${config.dataDir}`, "", formatSummary(stats), ""];
       const reader = new FeatureReader(config.dataDir);
       try {
@@ -240,7 +279,7 @@ function build(): Command {
   const configCmd = program.command("config").description("configuration tools");
   configCmd
     .command("check")
-    .description("validate a config file and print the effective configuration")
+    .description("validate a config file and print the effective configuration (secrets masked), or the errors with exit code 2")
     .argument("<file>", "YAML or JSON config file")
     .action((file: string) => {
       const config = loadConfig({ file });
@@ -248,11 +287,6 @@ function build(): Command {
     });
 
   return program;
-}
-
-/** Hides credentials embedded in URLs (`nats://user:pass@host`). */
-function maskSecrets(config: Config): Config {
-  return { ...config, nats: { ...config.nats, url: config.nats.url.replace(/\/\/([^@/]+)@/g, "//***@") } };
 }
 
 /** Runs the CLI with `argv` (as process.argv). Returns the exit code. */

@@ -46,6 +46,10 @@ export const configSchema = z
         stream: z.string().regex(/^[A-Za-z0-9_-]+$/, "stream names are letters, digits, - and _").default("TRIBUTARY"),
         subjects: z.array(z.string().min(1)).min(1).default(["tributary.>"]),
         consumer: z.string().regex(/^[A-Za-z0-9_-]+$/, "consumer names are letters, digits, - and _").default("tributary"),
+        /** Credentials, when the server requires them (use ${VAR} to keep them out of the file). */
+        user: z.string().optional(),
+        pass: z.string().optional(),
+        token: z.string().optional(),
         /** How long the server waits for an ack before it redelivers. */
         ackWait: duration.default(30_000),
         /** Messages the consumer may hold unacknowledged at once. */
@@ -89,6 +93,20 @@ export const configSchema = z
         maxPayloadBytes: z.number().int().positive().default(1_048_576),
       })
       .prefault({}),
+    http: z
+      .strictObject({
+        /** `HOST:PORT` for /metrics, /healthz, /readyz and /features, or `off`. Used by `tributary run`. */
+        listen: z
+          .string()
+          .regex(/^(off|.*:\d{1,5})$/, "expected HOST:PORT or off")
+          .default("127.0.0.1:9464"),
+      })
+      .prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+      })
+      .prefault({}),
     storage: z
       .strictObject({
         /** `normal` survives process crashes; `full` also survives power loss. */
@@ -128,16 +146,29 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  text = text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
-    const v = env[name];
-    if (v === undefined) throw new ConfigError(`${file}: environment variable ${name} is not set`);
-    return v;
-  });
+  let parsed: unknown;
   try {
-    return parseYaml(text) ?? {};
+    parsed = parseYaml(text) ?? {};
   } catch (err) {
     throw new ConfigError(`${file}: not valid YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
   }
+  // Interpolate after parsing, in string values only: comments are left alone, and a secret's
+  // characters cannot change the document's structure.
+  const interpolate = (v: unknown, path: string): unknown => {
+    if (typeof v === "string") {
+      return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+        const value = env[name];
+        if (value === undefined) throw new ConfigError(`${file}: ${path}: environment variable ${name} is not set`);
+        return value;
+      });
+    }
+    if (Array.isArray(v)) return v.map((x, i) => interpolate(x, `${path}[${i}]`));
+    if (isPlainObject(v)) {
+      return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, interpolate(x, path ? `${path}.${k}` : k)]));
+    }
+    return v;
+  };
+  return interpolate(parsed, "");
 }
 
 /** A deep partial view of the config, as overrides from flags or the environment. */
@@ -174,30 +205,68 @@ export function loadConfig(
   return parseConfig(raw);
 }
 
-const ENV_KEYS: Record<string, string[]> = {
-  TRIBUTARY_NATS_URL: ["nats", "url"],
-  TRIBUTARY_NATS_STREAM: ["nats", "stream"],
-  TRIBUTARY_NATS_CONSUMER: ["nats", "consumer"],
-  TRIBUTARY_DATA_DIR: ["dataDir"],
-  TRIBUTARY_DEDUPE_WINDOW: ["dedupe", "window"],
-  TRIBUTARY_DEDUPE_MAX_ENTRIES: ["dedupe", "maxEntries"],
-  TRIBUTARY_CURRENCY_BASE: ["currency", "base"],
-  TRIBUTARY_STORAGE_SYNCHRONOUS: ["storage", "synchronous"],
-};
+/** `nats.ackWait` → `TRIBUTARY_NATS_ACK_WAIT`. */
+export function envName(path: readonly string[]): string {
+  return "TRIBUTARY_" + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase()).join("_");
+}
 
-const NUMERIC_ENV_KEYS = new Set(["TRIBUTARY_DEDUPE_WINDOW", "TRIBUTARY_DEDUPE_MAX_ENTRIES"]);
+/** Every config key path, from the schema's defaults (records such as `currency.rates` are one key). */
+export function configKeyPaths(): string[][] {
+  const paths: string[][] = [];
+  const walk = (node: Record<string, unknown>, path: string[]) => {
+    for (const [k, v] of Object.entries(node)) {
+      const p = [...path, k];
+      if (isPlainObject(v) && !(path.length === 1 && path[0] === "currency" && k === "rates")) walk(v as Record<string, unknown>, p);
+      else paths.push(p);
+    }
+  };
+  walk(parseConfig({}) as unknown as Record<string, unknown>, []);
+  // Optional keys have no default to find them by.
+  paths.push(["nats", "user"], ["nats", "pass"], ["nats", "token"]);
+  return paths;
+}
 
-/** Environment overrides: `TRIBUTARY_NATS_URL`, `TRIBUTARY_DATA_DIR`, … (numbers are parsed). */
+/**
+ * Environment overrides, one variable per key: `TRIBUTARY_NATS_URL`, `TRIBUTARY_DATA_DIR`,
+ * `TRIBUTARY_DEDUPE_MAX_ENTRIES`, … Digits become numbers where the key is numeric (durations in
+ * milliseconds); lists and maps are JSON (`TRIBUTARY_CURRENCY_RATES='{"USD":1,"EUR":1.1}'`).
+ */
 export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
+  const defaults = parseConfig({}) as unknown as Record<string, unknown>;
   let out: ConfigOverrides = {};
-  for (const [name, path] of Object.entries(ENV_KEYS)) {
+  for (const path of configKeyPaths()) {
+    const name = envName(path);
     const raw = env[name];
     if (raw === undefined || raw === "") continue;
-    // Counts and durations given as bare digits are numbers (durations in milliseconds).
-    const value: unknown = /^\d+$/.test(raw) && NUMERIC_ENV_KEYS.has(name) ? Number(raw) : raw;
+    const fallback = path.reduce<unknown>((node, k) => (node as Record<string, unknown> | undefined)?.[k], defaults);
+    let value: unknown = raw;
+    if (typeof fallback === "number" && /^-?\d+(\.\d+)?$/.test(raw)) value = Number(raw);
+    else if (typeof fallback === "object" && fallback !== null) {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        throw new ConfigError(`${name}: expected JSON for ${path.join(".")}`);
+      }
+    }
     let node: ConfigOverrides = { [path.at(-1)!]: value };
     for (let i = path.length - 2; i >= 0; i--) node = { [path[i]!]: node };
     out = mergeConfig(out, node);
   }
   return out;
+}
+
+const SECRET_KEY = /pass|token|secret|key|creds/i;
+
+/** The config with secrets masked: credential keys, and `user:pass@` in URLs. */
+export function maskSecrets(config: Config): Config {
+  const mask = (v: unknown, key: string): unknown => {
+    if (typeof v === "string") {
+      if (SECRET_KEY.test(key) && v !== "") return "***";
+      return v.replace(/\/\/([^@/\s]+)@/g, "//***@");
+    }
+    if (isPlainObject(v)) return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, mask(x, k)]));
+    if (Array.isArray(v)) return v.map((x) => mask(x, key));
+    return v;
+  };
+  return mask(config, "") as Config;
 }

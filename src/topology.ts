@@ -27,6 +27,11 @@ import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS, SilverStore, type Committed, type SilverResult } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS, GoldStore } from "./sinks/gold.js";
 import { preflight } from "./sinks/database.js";
+import { PipelineMetrics, entityLabel } from "./sinks/metrics.js";
+import { startHttpServer, type HttpListen } from "./http.js";
+import type { Server } from "node:http";
+import { accessSync, constants as fsConstants } from "node:fs";
+import type { GoldDelta } from "./operators/aggregate.js";
 import { JetStreamSource } from "./sources/jetstream.js";
 import { filesSource } from "./sources/files.js";
 import { generatorSource, type GeneratorOptions } from "./sources/generator.js";
@@ -47,6 +52,13 @@ export interface TopologyOptions {
   readonly dataDir?: string;
   readonly source: SourceSpec;
   readonly log?: Logger;
+  /**
+   * Prometheus metrics: true (default) for tributary's metrics plus prom-client's process
+   * metrics, `"pipeline-only"` without the process metrics, false for none.
+   */
+  readonly metrics?: boolean | "pipeline-only";
+  /** Serve `/metrics`, `/healthz`, `/readyz` and `/features/<id>` (port 0 picks a free port). Off by default. */
+  readonly http?: HttpListen | false;
 }
 
 /** Counts for the current run, emitted after every commit. */
@@ -67,6 +79,9 @@ export interface PipelineStats {
   startedAt: number;
   elapsedMs: number;
 }
+
+/** A `checkpoint` log line at most this often (each commit is logged at debug level). */
+const CHECKPOINT_LOG_INTERVAL_MS = 10_000;
 
 /** Named points of the commit protocol where `TRIBUTARY_CRASH_POINT` can kill the process. */
 export const CRASH_POINTS = ["before_bronze", "after_bronze", "after_silver", "after_gold"] as const;
@@ -130,6 +145,20 @@ export class Topology {
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
+  /** Cached feature lookups: customer → (as-of ms → row or null). */
+  private readonly featureCache = new LRUCache<string, Map<number, FeatureRow | null>>({ max: 10_000 });
+  private http: Server | null = null;
+  /** Where the HTTP server listens, once started. */
+  httpAddress: HttpListen | null = null;
+  private failure: Error | null = null;
+  private lastCheckpointLog = Date.now();
+  private running = false;
+  /** Publish times of the batch being committed, for the end-to-end latency histogram. */
+  private readonly inFlightPublishedAt: number[] = [];
+  /** Records per entity accepted by the silver commit whose gold commit is next. */
+  private pendingGold = new Map<string, number>();
+  /** Prometheus metrics; null when disabled. */
+  readonly metrics: PipelineMetrics | null;
   /** Highest origin sequence committed to bronze, per origin. */
   private readonly committed = new Map<string, number>();
 
@@ -143,6 +172,21 @@ export class Topology {
     this.config = options.dataDir ? { ...config, dataDir: options.dataDir } : config;
     this.log = options.log ?? silentLogger;
     this.window = new DedupeWindow({ windowMs: this.config.dedupe.window, maxEntries: this.config.dedupe.maxEntries });
+    this.metrics =
+      options.metrics === false
+        ? null
+        : new PipelineMetrics(
+            {
+              dedupeEntries: () => this.window.size,
+              watermark: () => this.window.watermark,
+              consumer: async () => {
+                if (!this.jetstream) return null;
+                const info = await this.jetstream.info();
+                return { pending: info.num_pending, ackPending: info.num_ack_pending };
+              },
+            },
+            { defaultMetrics: options.metrics !== "pipeline-only" },
+          );
     const point = process.env.TRIBUTARY_CRASH_POINT;
     this.crashPoint = point && (CRASH_POINTS as readonly string[]).includes(point) ? (point as CrashPoint) : null;
     this.crashAfterBatches = Number(process.env.TRIBUTARY_CRASH_AFTER_BATCHES ?? 0);
@@ -160,12 +204,22 @@ export class Topology {
     return this.statsSubject.value;
   }
 
-  /** Point-in-time feature lookups against this topology's gold layer. */
+  /**
+   * Point-in-time feature lookups against this topology's gold layer. Lookups for a given as-of
+   * time are cached per customer; every gold commit drops the entries of the customers it touched.
+   */
   readonly features = {
     /** Features of one customer as of `asOf` (epoch ms or Date; default now), or null when not listed. */
-    get: (customerId: string, asOf: number | Date = Date.now()): FeatureRow | null => {
+    get: (customerId: string, asOf?: number | Date): FeatureRow | null => {
+      if (asOf === undefined) return this.featureReader().compute(Date.now(), customerId)[0] ?? null;
       const t = typeof asOf === "number" ? asOf : asOf.getTime();
-      return this.featureReader().compute(t, customerId)[0] ?? null;
+      let perCustomer = this.featureCache.get(customerId);
+      const hit = perCustomer?.get(t);
+      if (hit !== undefined) return hit;
+      const row = this.featureReader().compute(t, customerId)[0] ?? null;
+      if (!perCustomer) this.featureCache.set(customerId, (perCustomer = new Map()));
+      perCustomer.set(t, row);
+      return row;
     },
     /** Features of every customer listed as of `asOf`. */
     all: (asOf: number | Date = Date.now()): FeatureRow[] => {
@@ -204,6 +258,7 @@ export class Topology {
     );
     let source$: Observable<SourceMessage>;
     try {
+      if (this.options.http) await this.startHttp(this.options.http);
       this.recover();
       source$ = await this.openSource();
     } catch (err) {
@@ -224,23 +279,26 @@ export class Topology {
       batchForCommit<Staged>({ maxRecords: this.config.batch.maxRecords, maxWaitMs: this.config.batch.maxWait }),
       map((batch) => this.commitBronze(bronze, batch, cumulativeAck)),
       filter((items) => items.length > 0),
-      map((items) => silver.apply(items, items[items.length - 1]!.bronzeSeq)),
+      map((items) => this.timed("silver", () => silver.apply(items, items[items.length - 1]!.bronzeSeq))),
       tap((commit) => this.countSilver(commit)),
       tap(() => this.crash("after_silver")),
       aggregate(),
       tap((delta) => {
-        gold.apply(delta);
+        this.timed("gold", () => gold.apply(delta));
         this.crash("after_gold");
-        this.publishStats(delta.position);
+        this.afterGold(delta);
       }),
     );
+    this.running = true;
     pipeline$.subscribe({
       error: (err) => {
         const wrapped =
                     err instanceof Error && err.name === "SqliteError"
             ? new CheckpointError(`SQLite commit failed (${err.message}); nothing after the last commit was acknowledged`, { cause: err })
             : err;
-        this.log.error({ event: "pipeline_failed", reason: wrapped.message }, "pipeline failed");
+        this.failure = wrapped as Error;
+        this.metrics?.up.set(0);
+        this.log.error({ event: "pipeline_failed", reason: (wrapped as Error).message }, "pipeline failed");
         void this.close().finally(() => this.rejectDone(wrapped));
       },
       complete: () => {
@@ -305,26 +363,98 @@ export class Topology {
   private commitBronze(bronze: BronzeStore, batch: Staged[], cumulativeAck: boolean): Committed[] {
     this.crash("before_bronze");
     if (this.commitDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, this.commitDelayMs);
-    const seqs = bronze.append(batch.map((s) => s.msg));
+    const seqs = this.timed("bronze", () => bronze.append(batch.map((s) => s.msg)));
     for (const s of batch) this.committed.set(s.msg.origin, s.msg.originSeq);
     this.crash("after_bronze");
     if (cumulativeAck) batch[batch.length - 1]!.msg.ack?.();
     else for (const s of batch) s.msg.ack?.();
     const items: Committed[] = [];
+    const perEntity = new Map<string, number>();
+    this.inFlightPublishedAt.length = 0;
     for (let i = 0; i < batch.length; i++) {
       const seq = seqs[i];
-      if (seq === null || seq === undefined) this.statsSubject.value.redelivered++;
-      else items.push({ staged: batch[i]!, bronzeSeq: seq });
+      if (seq === null || seq === undefined) {
+        this.statsSubject.value.redelivered++;
+        this.metrics?.redelivered.inc();
+        continue;
+      }
+      const staged = batch[i]!;
+      items.push({ staged, bronzeSeq: seq });
+      const label = entityLabel(staged.entity);
+      perEntity.set(label, (perEntity.get(label) ?? 0) + 1);
+      if (staged.msg.publishedAt !== null) this.inFlightPublishedAt.push(staged.msg.publishedAt);
     }
     this.statsSubject.value.bronze += items.length;
+    if (this.metrics) {
+      for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, n);
+      this.metrics.batchSize.observe(batch.length);
+    }
     return items;
+  }
+
+  /** Runs one layer's commit, timing it for `tributary_batch_commit_seconds`. */
+  private timed<T>(layer: "bronze" | "silver" | "gold", commit: () => T): T {
+    if (!this.metrics) return commit();
+    const end = this.metrics.commitSeconds.startTimer({ layer });
+    const result = commit();
+    end();
+    return result;
   }
 
   private countSilver(commit: SilverResult): void {
     const s = this.statsSubject.value;
-    for (const a of commit.accepted) s.silver[a.record.entity]++;
+    const perEntity = new Map<string, number>();
+    for (const a of commit.accepted) {
+      s.silver[a.record.entity]++;
+      perEntity.set(a.record.entity, (perEntity.get(a.record.entity) ?? 0) + 1);
+    }
     for (const [entity, n] of commit.duplicates) s.duplicates[entity] = (s.duplicates[entity] ?? 0) + n;
-    for (const [reason, n] of commit.quarantined) s.quarantined[reason] += n;
+    for (const [key, n] of commit.quarantined) {
+      const [entity, reason] = splitQuarantineKey(key);
+      s.quarantined[reason] += n;
+      this.metrics?.countQuarantine(entity, reason, n);
+    }
+    if (this.metrics) {
+      for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "silver", entity }, n);
+      for (const [entity, n] of commit.duplicates) this.metrics.duplicates.inc({ entity }, n);
+      this.pendingGold = perEntity;
+    }
+  }
+
+  /** After a gold commit: metrics, stats and the features cache. */
+  private afterGold(delta: GoldDelta): void {
+    const position = delta.position;
+    for (const c of delta.customers) this.featureCache.delete(c.customer_id);
+    for (const p of delta.profiles) this.featureCache.delete(p.customer_id);
+    if (this.metrics) {
+      for (const [entity, n] of this.pendingGold) this.metrics.messages.inc({ layer: "gold", entity }, n);
+      this.metrics.position.set({ layer: "gold" }, position);
+      const now = Date.now();
+      for (const t of this.inFlightPublishedAt) this.metrics.endToEnd.observe((now - t) / 1000);
+    }
+    this.inFlightPublishedAt.length = 0;
+    this.publishStats(position);
+    const now = Date.now();
+    if (now - this.lastCheckpointLog >= CHECKPOINT_LOG_INTERVAL_MS) {
+      this.lastCheckpointLog = now;
+      const st = this.statsSubject.value;
+      this.log.info(
+        { event: "checkpoint", position, bronze: st.bronze, batches: st.batches, watermark: st.watermark === null ? null : new Date(st.watermark).toISOString() },
+        `checkpoint at bronze sequence ${position}`,
+      );
+    } else {
+      this.log.debug({ event: "commit", position }, "batch committed");
+    }
+  }
+
+  /**
+   * Messages the broker still holds for this topology (not yet delivered, or delivered and not
+   * acknowledged), or null without a broker source.
+   */
+  async pending(): Promise<number | null> {
+    if (!this.jetstream) return null;
+    const info = await this.jetstream.info();
+    return info.num_pending + info.num_ack_pending;
   }
 
   private publishStats(position: number): void {
@@ -394,6 +524,7 @@ export class Topology {
             maxAckPending: c.nats.maxAckPending,
             pullSize: Math.min(c.batch.maxRecords * 2, c.nats.maxAckPending),
             connectTimeoutMs: spec.connectTimeoutMs,
+            auth: { user: c.nats.user, pass: c.nats.pass, token: c.nats.token },
             log: this.log,
           },
           this.bronze!.lastOriginSeq(origin),
@@ -425,7 +556,36 @@ export class Topology {
     return s;
   }
 
+  private async startHttp(listen: HttpListen): Promise<void> {
+    const { server, address } = await startHttpServer(
+      listen,
+      {
+        metrics: async () => ({ contentType: this.metrics?.registry.contentType ?? "text/plain", body: (await this.metrics?.text()) ?? "" }),
+        health: () => (this.failure ? { ok: false, reason: this.failure.message } : { ok: true }),
+        ready: () => this.readiness(),
+        features: (id, asOf) => this.features.get(id, asOf),
+      },
+      this.log,
+    );
+    this.http = server;
+    this.httpAddress = address;
+  }
+
+  /** Ready when running, connected to the broker (for JetStream) and the data dir is writable. */
+  readiness(): { ok: boolean; reason?: string } {
+    if (this.failure) return { ok: false, reason: `pipeline failed: ${this.failure.message}` };
+    if (!this.running) return { ok: false, reason: this.options.source.kind === "jetstream" ? "connecting to NATS" : "starting" };
+    if (this.jetstream && !this.jetstream.connected) return { ok: false, reason: "disconnected from NATS; reconnecting" };
+    try {
+      accessSync(this.config.dataDir, fsConstants.W_OK);
+    } catch (err) {
+      return { ok: false, reason: `data dir ${this.config.dataDir} is not writable: ${(err as NodeJS.ErrnoException).code}` };
+    }
+    return { ok: true };
+  }
+
   private async close(): Promise<void> {
+    this.running = false;
     try {
       await this.jetstream?.close();
     } catch (err) {
@@ -433,10 +593,21 @@ export class Topology {
     }
     this.reader?.close();
     this.reader = null;
+    if (this.http) {
+      const server = this.http;
+      this.http = null;
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
     this.bronze?.close();
     this.silver?.close();
     this.gold?.close();
   }
+}
+
+function splitQuarantineKey(key: string): [string, Reason] {
+  const i = key.indexOf("|");
+  return [key.slice(0, i), key.slice(i + 1) as Reason];
 }
 
 /** Fields for a one-line run summary. */

@@ -4,10 +4,11 @@
  * bronze position silver has applied.
  */
 import type { Statement } from "better-sqlite3";
-import type { Accepted, Entity, Reason, Staged, ValidRecord } from "../types.js";
+import type { Accepted, Entity, Staged, ValidRecord } from "../types.js";
 import type { SilverCommit } from "../operators/aggregate.js";
 import { CHECKPOINT_TABLE, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
 import { CheckpointError } from "../errors.js";
+import { entityLabel } from "./metrics.js";
 
 export const SILVER_MIGRATIONS: readonly string[] = [
   `
@@ -92,7 +93,8 @@ export interface Committed {
 /** What one silver commit did: the accepted records (for gold) and what it turned away. */
 export interface SilverResult extends SilverCommit {
   readonly duplicates: ReadonlyMap<string, number>;
-  readonly quarantined: ReadonlyMap<Reason, number>;
+  /** Keyed `<entity>|<reason>` (entity as the subject named it, `unknown` when not ours). */
+  readonly quarantined: ReadonlyMap<string, number>;
 }
 
 /** The silver layer's file and statements. */
@@ -148,14 +150,14 @@ export class SilverStore {
       const accepted: Accepted[] = [];
       const counts = new Map<string, number>();
       const duplicates = new Map<string, number>();
-      const quarantined = new Map<Reason, number>();
+      const quarantined = new Map<string, number>();
       const bump = <K>(m: Map<K, number>, k: K) => m.set(k, (m.get(k) ?? 0) + 1);
       for (const { staged, bronzeSeq } of items) {
         const o = staged.outcome;
         switch (o.status) {
           case "quarantined":
             this.insertQuarantine.run(bronzeSeq, staged.entity, staged.msg.subject, o.reason, o.field, o.detail, staged.msg.receivedAt);
-            bump(quarantined, o.reason);
+            bump(quarantined, `${entityLabel(staged.entity)}|${o.reason}`);
             break;
           case "duplicate":
             this.insertDuplicate.run(bronzeSeq, o.record.entity, o.record.id);

@@ -58,6 +58,24 @@ async function* records(file: string, format: FileFormat): AsyncGenerator<Uint8A
   }
 }
 
+/** Counts the records in files (for progress totals): CSV rows, non-blank NDJSON lines, array items. */
+export async function countRecords(files: readonly string[]): Promise<number> {
+  let total = 0;
+  for (const file of files) {
+    const format = formatOf(file);
+    if (format === "json") {
+      const value: unknown = JSON.parse(await readFile(file, "utf8"));
+      total += Array.isArray(value) ? value.length : 0;
+      continue;
+    }
+    let lines = 0;
+    const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    for await (const line of rl) if (line.trim() !== "") lines++;
+    total += format === "csv" ? Math.max(lines - 1, 0) : lines;
+  }
+  return total;
+}
+
 /** Reads files one after another as source messages (pull-based: the consumer sets the pace). */
 export async function* fileMessages(files: readonly string[], options: FileSourceOptions = {}): AsyncGenerator<SourceMessage> {
   for (const file of files) {

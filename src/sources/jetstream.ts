@@ -33,6 +33,7 @@ export interface JetStreamSourceOptions {
   readonly pullSize: number;
   /** Give up connecting after this long (ms); undefined retries forever. */
   readonly connectTimeoutMs?: number;
+  readonly auth?: NatsAuth;
   readonly log: Logger;
 }
 
@@ -43,8 +44,15 @@ export function jetstreamOrigin(stream: string): string {
   return `jetstream:${stream}`;
 }
 
-/** Connects to NATS, retrying with backoff and logging each attempt. */
-export async function connectWithRetry(url: string, log: Logger, timeoutMs?: number): Promise<NatsConnection> {
+/** Credentials for servers that require them. */
+export interface NatsAuth {
+  readonly user?: string;
+  readonly pass?: string;
+  readonly token?: string;
+}
+
+/** Connects to NATS, retrying with backoff and logging each attempt (never the credentials). */
+export async function connectWithRetry(url: string, log: Logger, timeoutMs?: number, auth: NatsAuth = {}): Promise<NatsConnection> {
   const started = Date.now();
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
@@ -55,6 +63,8 @@ export async function connectWithRetry(url: string, log: Logger, timeoutMs?: num
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1_000,
         timeout: 5_000,
+        ...(auth.user !== undefined ? { user: auth.user, pass: auth.pass } : {}),
+        ...(auth.token !== undefined ? { token: auth.token } : {}),
       });
       log.info({ event: "connected", server: nc.getServer(), attempt }, "connected to NATS");
       void (async () => {
@@ -69,13 +79,18 @@ export async function connectWithRetry(url: string, log: Logger, timeoutMs?: num
       const elapsed = Date.now() - started;
       const reason = (err as Error).message;
       if (timeoutMs !== undefined && elapsed + delay > timeoutMs) {
-        throw new SourceError(`cannot reach NATS at ${url} after ${attempt} attempts in ${Math.round(elapsed / 1000)} s: ${reason}`, { cause: err });
+        throw new SourceError(`cannot reach NATS at ${redactUrl(url)} after ${attempt} attempts in ${Math.round(elapsed / 1000)} s: ${reason}`, { cause: err });
       }
-      log.warn({ event: "connect_retry", url, attempt, retryInMs: delay, reason }, "NATS unreachable, retrying");
+      log.warn({ event: "connect_retry", url: redactUrl(url), attempt, retryInMs: delay, reason }, "NATS unreachable, retrying");
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 5_000);
     }
   }
+}
+
+/** A server URL without embedded credentials, for logs and errors. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^@/\s]+)@/g, "//***@");
 }
 
 /** Creates the stream when missing; reuses it when present. Returns its info and whether it is new. */
@@ -123,6 +138,7 @@ export function checkStreamAgainstBronze(stream: string, info: StreamInfo, creat
 /** A durable pull consumer feeding the topology. */
 export class JetStreamSource {
   private messagesHandle: ConsumerMessages | null = null;
+  private isConnected = true;
   /** Highest stream sequence emitted (or held in bronze at start). */
   private lastEmitted = 0;
   /** Consumer delivery sequence the next message must carry. */
@@ -141,7 +157,7 @@ export class JetStreamSource {
    * right after `startAfter`, the last stream sequence bronze holds.
    */
   static async open(options: JetStreamSourceOptions, startAfter: number): Promise<JetStreamSource> {
-    const nc = await connectWithRetry(options.url, options.log, options.connectTimeoutMs);
+    const nc = await connectWithRetry(options.url, options.log, options.connectTimeoutMs, options.auth);
     try {
       const jsm = await jetstreamManager(nc);
       const { info, created } = await ensureStream(jsm, options.stream, options.subjects, options.log);
@@ -155,6 +171,11 @@ export class JetStreamSource {
       if (err instanceof SourceError) throw err;
       throw new SourceError(`cannot set up stream ${options.stream}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /** False between a lost connection and the reconnect. */
+  get connected(): boolean {
+    return !this.nc.isClosed() && this.isConnected;
   }
 
   get origin(): string {
@@ -356,7 +377,11 @@ export class JetStreamSource {
       const watchConnection = async () => {
         for await (const s of this.nc.status()) {
           if (closed) return;
-          if (s.type === "reconnect") reposition();
+          if (s.type === "disconnect") this.isConnected = false;
+          if (s.type === "reconnect") {
+            this.isConnected = true;
+            reposition();
+          }
         }
       };
       void watchConnection().catch(() => undefined);
