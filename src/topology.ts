@@ -448,6 +448,15 @@ export class Topology {
   }
 
   /**
+   * The last position bronze holds for a source origin (0 when none): where a custom source must
+   * continue numbering its messages so that a restart neither skips nor re-counts any.
+   */
+  position(origin: string): number {
+    if (!this.bronze) throw new Error("topology not started");
+    return Math.max(this.committed.get(origin) ?? 0, this.bronze.lastOriginSeq(origin));
+  }
+
+  /**
    * Messages the broker still holds for this topology (not yet delivered, or delivered and not
    * acknowledged), or null without a broker source.
    */
