@@ -388,6 +388,7 @@ export class Topology {
     if (this.metrics) {
       for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, n);
       this.metrics.batchSize.observe(batch.length);
+      if (items.length > 0) this.metrics.position.set({ layer: "bronze" }, items[items.length - 1]!.bronzeSeq);
     }
     return items;
   }
@@ -417,6 +418,7 @@ export class Topology {
     if (this.metrics) {
       for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "silver", entity }, n);
       for (const [entity, n] of commit.duplicates) this.metrics.duplicates.inc({ entity }, n);
+      this.metrics.position.set({ layer: "silver" }, commit.position);
       this.pendingGold = perEntity;
     }
   }
