@@ -49,12 +49,13 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-export async function startNatsServer(options: { port?: number; storeDir?: string } = {}): Promise<NatsServer> {
+/** Starts nats-server; `args` are extra flags (e.g. `["--user", "u", "--pass", "p"]`). */
+export async function startNatsServer(options: { port?: number; storeDir?: string; args?: readonly string[] } = {}): Promise<NatsServer> {
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "tributary-nats-"));
   let proc: ChildProcess | null = null;
   const launch = async () => {
-    const p = spawn("nats-server", ["-js", "-sd", storeDir, "-p", String(port), "-a", "127.0.0.1"], { stdio: ["ignore", "ignore", "pipe"] });
+    const p = spawn("nats-server", ["-js", "-sd", storeDir, "-p", String(port), "-a", "127.0.0.1", ...(options.args ?? [])], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     p.stderr!.on("data", (d) => (stderr += d));
     const exited = new Promise<never>((_, reject) =>
