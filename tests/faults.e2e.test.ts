@@ -5,24 +5,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pack } from "msgpackr";
 import { generateWorkload } from "../src/sources/generator.js";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
+import { tempDirs } from "./helpers/tmp.js";
 import { runCli, startCli } from "./helpers/cli.js";
 import { bronzeCount, dumpLayers } from "./helpers/tables.js";
 import { consumerInfo, publishToStream } from "./helpers/stream.js";
 
-const dirs: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "tributary-fault-"));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = tempDirs("fault");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -2,28 +2,22 @@
  * Storage faults with real SQLite files: a full disk, a read-only data dir, files written by a
  * newer schema version or by something else, and the durability setting.
  */
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { generateWorkload } from "../src/sources/generator.js";
 import { BronzeStore } from "../src/sinks/bronze.js";
 import { startNatsServer } from "../src/testing/nats-server.js";
+import { tempDirs } from "./helpers/tmp.js";
 import { runCli } from "./helpers/cli.js";
 import { bronzeCount } from "./helpers/tables.js";
 import { consumerInfo, publishToStream } from "./helpers/stream.js";
 
-const dirs: string[] = [];
-const tmp = () => {
-  const d = mkdtempSync(join(tmpdir(), "tributary-storage-"));
-  dirs.push(d);
-  return d;
-};
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = tempDirs("storage");
 const sha = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 

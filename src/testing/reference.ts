@@ -4,26 +4,12 @@
  * loops over records, no buckets, no SQL.
  */
 import type { Expectation } from "../sources/generator.js";
+import type { FeatureRow } from "../features.js";
 
 const DAY = 86_400_000;
 
-export interface ReferenceRow {
-  customer_id: string;
-  customer_segment: string;
-  purchase_frequency: number;
-  total_spend: number;
-  avg_transaction_value: number | null;
-  first_transaction_at: string | null;
-  last_transaction_at: string | null;
-  recency_days: number | null;
-  transactions_last_30_days: number;
-  spend_last_30_days: number;
-  session_count: number;
-  avg_session_duration_seconds: number | null;
-  interaction_count: number;
-  event_count: number;
-  days_since_registration: number | null;
-}
+/** The same columns as tributary's feature rows; the reference fills them independently. */
+export type ReferenceRow = FeatureRow;
 
 export interface ReferenceCounts {
   valid: Record<string, number>;
