@@ -293,7 +293,7 @@ export class Topology {
     pipeline$.subscribe({
       error: (err) => {
         const wrapped =
-                    err instanceof Error && err.name === "SqliteError"
+          err instanceof Error && err.name === "SqliteError"
             ? new CheckpointError(`SQLite commit failed (${err.message}); nothing after the last commit was acknowledged`, { cause: err })
             : err;
         this.failure = wrapped as Error;
@@ -316,6 +316,11 @@ export class Topology {
    * resolves. Safe to call more than once.
    */
   async stop(): Promise<PipelineStats> {
+    if (!this.started) {
+      this.started = true;
+      this.resolveDone(this.finalStats());
+      return this.done;
+    }
     this.jetstream?.stop();
     this.stop$.next();
     return this.done;

@@ -420,12 +420,19 @@ export class JetStreamSource {
     this.complete?.();
   }
 
-  /** Flushes outstanding acks and closes the connection. */
+  /**
+   * Flushes outstanding acks (for at most 2 s: while the broker is unreachable a flush would wait
+   * for the reconnect) and closes the connection. Unflushed acks only cause redeliveries, which
+   * bronze recognises.
+   */
   async close(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.nc.flush();
+      await Promise.race([this.nc.flush(), new Promise((resolve) => (timer = setTimeout(resolve, 2_000)))]);
     } catch {
       // closing anyway
+    } finally {
+      clearTimeout(timer);
     }
     await this.nc.close();
   }
