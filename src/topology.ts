@@ -104,20 +104,23 @@ function emptyStats(): PipelineStats {
 
 /** Segments known to silver, through a bounded cache; profiles in flight update it first. */
 class SilverSegments implements SegmentDirectory {
-  private readonly cache = new LRUCache<string, string>({ max: 100_000 });
+  // `null` caches "no profile in silver", so customers without one cost one query, not one per record.
+  private readonly cache = new LRUCache<string, string | typeof NO_PROFILE>({ max: 100_000 });
   constructor(private readonly silver: SilverStore) {}
   get(customerId: string): string | undefined {
     let s = this.cache.get(customerId);
     if (s === undefined) {
-      s = this.silver.segmentOf(customerId);
-      if (s !== undefined) this.cache.set(customerId, s);
+      s = this.silver.segmentOf(customerId) ?? NO_PROFILE;
+      this.cache.set(customerId, s);
     }
-    return s;
+    return s === NO_PROFILE ? undefined : s;
   }
   set(customerId: string, segment: string): void {
     this.cache.set(customerId, segment);
   }
 }
+
+const NO_PROFILE = "\u0000none";
 
 /**
  * A running (or runnable) tributary pipeline.
@@ -368,8 +371,16 @@ export class Topology {
   private commitBronze(bronze: BronzeStore, batch: Staged[], cumulativeAck: boolean): Committed[] {
     this.crash("before_bronze");
     if (this.commitDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, this.commitDelayMs);
-    const seqs = this.timed("bronze", () => bronze.append(batch.map((s) => s.msg)));
-    for (const s of batch) this.committed.set(s.msg.origin, s.msg.originSeq);
+    const seqs = this.timed("bronze", () => bronze.append(batch));
+    // Positions only grow within an origin, so the last message of each origin is enough.
+    let origin = "";
+    for (let i = batch.length - 1; i >= 0; i--) {
+      const m = batch[i]!.msg;
+      if (m.origin !== origin) {
+        origin = m.origin;
+        if ((this.committed.get(origin) ?? 0) < m.originSeq) this.committed.set(origin, m.originSeq);
+      }
+    }
     this.crash("after_bronze");
     if (cumulativeAck) batch[batch.length - 1]!.msg.ack?.();
     else for (const s of batch) s.msg.ack?.();

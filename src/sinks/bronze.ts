@@ -4,7 +4,7 @@
  * (origin, origin_seq) recognises redeliveries.
  */
 import type { Statement } from "better-sqlite3";
-import type { SourceMessage } from "../types.js";
+import type { SourceMessage, Staged } from "../types.js";
 import { openLayer, type Database, type StorageOptions } from "./database.js";
 
 export const BRONZE_MIGRATIONS: readonly string[] = [
@@ -49,7 +49,7 @@ export class BronzeStore {
   private readonly insert: Statement;
   private readonly insertOrigin: Statement;
   private readonly selectOrigin: Statement;
-  private readonly appendTx: (batch: readonly SourceMessage[]) => (number | null)[];
+  private readonly appendTx: (batch: readonly { readonly msg: SourceMessage }[]) => (number | null)[];
 
   constructor(dataDir: string, storage: StorageOptions) {
     this.db = openLayer(dataDir, "bronze", BRONZE_MIGRATIONS, storage);
@@ -59,10 +59,10 @@ export class BronzeStore {
     );
     this.insertOrigin = this.db.prepare("INSERT INTO origins (name) VALUES (?) ON CONFLICT (name) DO NOTHING");
     this.selectOrigin = this.db.prepare("SELECT id FROM origins WHERE name = ?").pluck();
-    const tx = this.db.transaction((batch: readonly SourceMessage[]) => {
+    const tx = this.db.transaction((batch: readonly { readonly msg: SourceMessage }[]) => {
       const seqs: (number | null)[] = new Array(batch.length);
       for (let i = 0; i < batch.length; i++) {
-        const m = batch[i]!;
+        const m = batch[i]!.msg;
         const r = this.insert.run(
           this.originId(m.origin),
           m.originSeq,
@@ -94,7 +94,7 @@ export class BronzeStore {
    * Appends a batch in one transaction. Returns each message's new bronze sequence, or null for a
    * message bronze already holds (a redelivery).
    */
-  append(batch: readonly SourceMessage[]): (number | null)[] {
+  append(batch: readonly Pick<Staged, "msg">[]): (number | null)[] {
     return this.appendTx(batch);
   }
 

@@ -24,7 +24,6 @@ export const GOLD_MIGRATIONS: readonly string[] = [
     event_count INTEGER NOT NULL,
     PRIMARY KEY (customer_id, day)
   ) WITHOUT ROWID;
-  CREATE INDEX customer_daily_by_day ON customer_daily(day);
   CREATE TABLE customer_profile (
     customer_id TEXT PRIMARY KEY,
     customer_segment TEXT NOT NULL,

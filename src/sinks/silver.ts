@@ -21,7 +21,6 @@ export const SILVER_MIGRATIONS: readonly string[] = [
     customer_segment TEXT NOT NULL,
     bronze_seq INTEGER NOT NULL
   ) WITHOUT ROWID;
-  CREATE INDEX customers_by_seq ON customers(bronze_seq);
   CREATE TABLE transactions (
     transaction_id TEXT PRIMARY KEY,
     customer_id TEXT NOT NULL,
@@ -32,7 +31,6 @@ export const SILVER_MIGRATIONS: readonly string[] = [
     customer_segment TEXT NOT NULL,
     bronze_seq INTEGER NOT NULL
   ) WITHOUT ROWID;
-  CREATE INDEX transactions_by_seq ON transactions(bronze_seq);
   CREATE INDEX transactions_by_time ON transactions(transaction_at);
   CREATE TABLE interactions (
     interaction_id TEXT PRIMARY KEY,
@@ -41,7 +39,6 @@ export const SILVER_MIGRATIONS: readonly string[] = [
     interaction_at INTEGER NOT NULL,
     bronze_seq INTEGER NOT NULL
   ) WITHOUT ROWID;
-  CREATE INDEX interactions_by_seq ON interactions(bronze_seq);
   CREATE INDEX interactions_by_time ON interactions(interaction_at);
   CREATE TABLE events (
     event_id TEXT PRIMARY KEY,
@@ -50,7 +47,6 @@ export const SILVER_MIGRATIONS: readonly string[] = [
     event_at INTEGER NOT NULL,
     bronze_seq INTEGER NOT NULL
   ) WITHOUT ROWID;
-  CREATE INDEX events_by_seq ON events(bronze_seq);
   CREATE INDEX events_by_time ON events(event_at);
   CREATE TABLE sessions (
     session_id TEXT PRIMARY KEY,
@@ -60,7 +56,6 @@ export const SILVER_MIGRATIONS: readonly string[] = [
     device_type TEXT NOT NULL,
     bronze_seq INTEGER NOT NULL
   ) WITHOUT ROWID;
-  CREATE INDEX sessions_by_seq ON sessions(bronze_seq);
   CREATE INDEX sessions_by_time ON sessions(session_start_at);
   CREATE TABLE quarantine (
     bronze_seq INTEGER PRIMARY KEY,
@@ -224,7 +219,8 @@ export class SilverStore {
 
   /**
    * Accepted records with bronze sequence in (after, upTo], in bronze order: what gold must apply
-   * to catch up after a crash between the silver and gold commits.
+   * to catch up after a crash between the silver and gold commits. It scans the tables (there is
+   * no index on bronze_seq: it would cost every insert, and this runs only during recovery).
    */
   readAccepted(after: number, upTo: number): Accepted[] {
     const out: Accepted[] = [];
