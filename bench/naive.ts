@@ -1,0 +1,127 @@
+/**
+ * The naive consumer: what a user would write by hand against the same client. Per message it
+ * decodes, validates, INSERTs into SQLite in its own (autocommit) transaction, then acks that one
+ * message (AckPolicy.Explicit). It uses tributary's own decode and validate functions, so the
+ * difference from tributary is architecture (batching, one transaction per batch), not parsing.
+ *
+ * By default SQLite runs with the durability tributary uses (WAL, synchronous=NORMAL: what
+ * better-sqlite3's docs lead a user to, since its builds default WAL databases to NORMAL), so the
+ * comparison is about design, not about fsync. `sqliteDefaults` instead keeps SQLite's own
+ * defaults (rollback journal, synchronous=FULL: fsyncs on every commit), reported separately.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { decodeMessage } from "../src/operators/decode.js";
+import { validateRecord } from "../src/operators/validate.js";
+import { DEFAULT_RATES } from "../src/config.js";
+import type { SourceMessage } from "../src/types.js";
+import { cpuSince, peakRssMb, startRssSampler } from "./stats.js";
+import type { ConsumerPhaseOptions, PhaseResult } from "./ceiling.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS records (
+  entity TEXT NOT NULL,
+  id TEXT NOT NULL,
+  customer_id TEXT NOT NULL,
+  event_at INTEGER,
+  stream_seq INTEGER NOT NULL,
+  body TEXT NOT NULL,
+  PRIMARY KEY (entity, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quarantine (
+  stream_seq INTEGER PRIMARY KEY,
+  entity TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  field TEXT
+);`;
+
+/** The file the naive consumer writes in `dataDir`. */
+export const NAIVE_FILE = "naive.sqlite";
+
+/** Consumes the whole stream once, one transaction and one ack per message. */
+export async function runNaive(o: ConsumerPhaseOptions & { dataDir: string; sqliteDefaults?: boolean }): Promise<PhaseResult> {
+  const rss = startRssSampler();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  mkdirSync(o.dataDir, { recursive: true });
+  const db = new Database(join(o.dataDir, NAIVE_FILE));
+  if (!o.sqliteDefaults) {
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = NORMAL");
+  }
+  const pragmas = `journal_mode=${db.pragma("journal_mode", { simple: true })}, synchronous=${db.pragma("synchronous", { simple: true })}`;
+  db.exec(SCHEMA);
+  // Events: the first copy of an id wins. Profiles: the latest wins.
+  const insertEvent = db.prepare(
+    "INSERT INTO records (entity, id, customer_id, event_at, stream_seq, body) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+  );
+  const upsertProfile = db.prepare(
+    `INSERT INTO records (entity, id, customer_id, event_at, stream_seq, body) VALUES (?, ?, ?, ?, ?, ?)
+     ON CONFLICT (entity, id) DO UPDATE SET body = excluded.body, event_at = excluded.event_at, stream_seq = excluded.stream_seq`,
+  );
+  const insertQuarantine = db.prepare("INSERT INTO quarantine (stream_seq, entity, reason, field) VALUES (?, ?, ?, ?)");
+
+  const nc = await connect({ servers: o.url, name: "bench-naive" });
+  const jsm = await jetstreamManager(nc);
+  await jsm.consumers.add(o.stream, {
+    durable_name: o.consumer,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: o.ackWaitMs * 1_000_000,
+    max_ack_pending: o.maxAckPending,
+  });
+  const consumer = await jetstream(nc).consumers.get(o.stream, o.consumer);
+  const origin = `jetstream:${o.stream}`;
+  const decodeOpts = { maxPayloadBytes: 1_048_576 };
+  const validateOpts = { rates: DEFAULT_RATES };
+  let n = 0;
+  let valid = 0;
+  let quarantined = 0;
+  await new Promise<void>((resolve, reject) => {
+    let finished = false;
+    const onMessage = (m: JsMsg) => {
+      if (finished) return; // only the first `events` messages count
+      const ct = m.headers?.get("Content-Type");
+      const msg: SourceMessage = {
+        origin,
+        originSeq: m.seq,
+        subject: m.subject,
+        data: m.data,
+        receivedAt: Date.now(),
+        publishedAt: null,
+        contentType: ct ? ct : null,
+        msgId: null,
+      };
+      const staged = validateRecord(decodeMessage(msg, decodeOpts), validateOpts);
+      const out = staged.outcome;
+      if (out.status === "valid") {
+        const r = out.record;
+        const stmt = r.entity === "customers" ? upsertProfile : insertEvent;
+        stmt.run(r.entity, r.id, r.customer_id, r.eventAt, m.seq, JSON.stringify(r));
+        valid++;
+      } else if (out.status === "quarantined") {
+        insertQuarantine.run(m.seq, staged.entity, out.reason, out.field);
+        quarantined++;
+      }
+      m.ack();
+      n++;
+      if (n === o.events) {
+        finished = true;
+        resolve();
+      }
+    };
+    consumer.consume({ max_messages: o.pullSize, callback: onMessage }).then((h) => {
+      void h.closed().then((err) => err && reject(err));
+    }, reject);
+  });
+  await nc.flush();
+  const seconds = (performance.now() - t0) / 1000;
+  const cpuSeconds = cpuSince(cpu0);
+  rss.stop();
+  await nc.close();
+  db.close();
+  return { events: n, seconds, eps: n / seconds, peakRssMb: peakRssMb(), cpuSeconds, valid, quarantined, pragmas, rssSamples: rss.samples };
+}

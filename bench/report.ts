@@ -1,0 +1,247 @@
+/** The run's results: the JSON document, the stdout table, and the target verdicts. */
+import type { MachineInfo } from "./machine.js";
+import { describeMachine } from "./machine.js";
+import type { LiveRunResult } from "./latency.js";
+import type { ScalingResult } from "./scaling.js";
+import type { SoakResult } from "./soak.js";
+import type { MicroResult } from "./micro.js";
+import type { ProfileSummary } from "./profile.js";
+
+export interface PhaseSummary {
+  readonly eps: number;
+  readonly seconds: number;
+  readonly peakRssMb: number;
+  /** CPU time of the phase's process per event (µs), and of nats-server meanwhile (null with --nats). */
+  readonly cpuUsPerEvent: number;
+  readonly serverCpuUsPerEvent: number | null;
+  /** Every round's events/s, when `--repeat` > 1. */
+  readonly rounds: number[];
+}
+
+export interface LatencyRow extends Omit<LiveRunResult, "rssSamples" | "readyAtSec"> {
+  readonly load: number;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly target: string;
+  readonly value: string;
+  /** null when not measured in this run. */
+  readonly met: boolean | null;
+}
+
+export interface BenchResults {
+  readonly events: number;
+  readonly ceiling_eps: number;
+  readonly naive_eps: number;
+  readonly tributary_eps: number;
+  readonly ratio_ceiling: number;
+  readonly ratio_naive: number;
+  /** The naive consumer with SQLite's default pragmas, on the first events only (null when skipped). */
+  readonly naive_sqlite_defaults: { events: number; eps: number; pragmas: string; ratio: number } | null;
+  /** Publish → gold commit at 50% of measured throughput (null when latency was skipped). */
+  readonly latency_ms: { p50: number; p95: number; p99: number; max: number } | null;
+  /** Peak RSS of the tributary process in the main run. */
+  readonly rss_mb: number;
+  readonly bytes_per_event: { bronze: number; silver: number; gold: number; tributary_total: number; naive: number };
+  readonly phases: { ceiling: PhaseSummary; naive: PhaseSummary; tributary: PhaseSummary & { drainExitSeconds: number; batches: number } };
+  readonly counts: { valid: number; duplicates: number; quarantined: number };
+  readonly latency: LatencyRow[];
+  readonly scaling: ScalingResult | null;
+  readonly soak: Omit<SoakResult, "rssSamples"> | null;
+  readonly micro: MicroResult[] | null;
+  readonly profile: ProfileSummary | null;
+  readonly targets: Target[];
+  readonly machine: MachineInfo;
+  readonly startedAt: string;
+  readonly durationSeconds: number;
+  readonly options: Record<string, unknown>;
+}
+
+const int = (n: number) => Math.round(n).toLocaleString("en-US");
+const f1 = (n: number) => n.toFixed(1);
+const f2 = (n: number) => n.toFixed(2);
+const pct = (share: number) => `${Math.round(share * 100)}%`;
+
+/** A plain text table with right-aligned numeric columns. */
+export function table(headers: string[], rows: string[][], left: readonly number[] = [0], indent = "  "): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    indent + cells.map((c, i) => (left.includes(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+  return [line(headers), indent + widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+/** Verdicts for the issue's targets. */
+export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
+  const t: Target[] = [];
+  t.push({ name: "tributary / ceiling", target: "≥ 0.70", value: f2(r.ratio_ceiling), met: r.ratio_ceiling >= 0.7 });
+  const d = r.naive_sqlite_defaults;
+  t.push({
+    name: "tributary / naive",
+    target: "≥ 5.0",
+    value: `${f2(r.ratio_naive)}${d ? ` (${f1(d.ratio)} vs naive on SQLite defaults)` : ""}`,
+    met: r.ratio_naive >= 5,
+  });
+  const l50 = r.latency.find((l) => Math.abs(l.load - 0.5) < 1e-9);
+  t.push({
+    name: "p99 latency at 50% load",
+    target: "≤ 100 ms",
+    value: l50 ? `${f1(l50.latencyMs.p99)} ms` : "not measured",
+    met: l50 ? l50.latencyMs.p99 <= 100 : null,
+  });
+  const big = r.scaling?.points.find((p) => p.series === "dedupe" && p.customers >= 1_000_000 && p.dedupeMaxEntries >= 1_000_000);
+  t.push({
+    name: "RSS, 1M customers + 1M dedupe entries",
+    target: "≤ 300 MB",
+    value: big ? `${f1(big.peakRssMb)} MB (held ${big.dedupeHeld?.toLocaleString("en-US") ?? "?"} ids, ${big.goldCustomers.toLocaleString("en-US")} customers)` : "not measured",
+    met: big ? big.peakRssMb <= 300 : null,
+  });
+  for (const series of ["customers", "dedupe"] as const) {
+    const g = r.scaling?.growth[series] ?? null;
+    const range = r.scaling?.range[series] ?? null;
+    t.push({
+      name: `cost per event flat across ${series === "customers" ? "customers" : "dedupe entries"}`,
+      target: "largest ÷ smallest state ≤ 1.25 (our bar)",
+      value: g === null ? "not measured" : `${f2(g)}× (highest ÷ lowest ${f2(range!)}×)`,
+      met: g === null ? null : g <= 1.25,
+    });
+  }
+  t.push({
+    name: "soak RSS growth after warm-up",
+    target: "≤ 10%",
+    value: r.soak ? `${f1(r.soak.growthPct)}% (max ${f1(r.soak.maxGrowthPct)}%) over ${r.soak.seconds} s` : "not measured",
+    met: r.soak ? r.soak.growthPct <= 10 : null,
+  });
+  return t;
+}
+
+/** The stdout report. */
+export function formatReport(r: BenchResults): string {
+  const out: string[] = [];
+  const ceil = r.ceiling_eps;
+  out.push(`tributary bench: ${int(r.events)} events, ${r.startedAt}`);
+  out.push(`machine: ${describeMachine(r.machine)}; load average at start ${r.machine.loadAverageAtStart.join(" ")}`);
+  out.push("");
+  out.push("throughput (same preloaded stream, one process and one durable consumer each)");
+  const ph = r.phases;
+  const rounds = (p: PhaseSummary) => (p.rounds.length > 1 ? ` (rounds: ${p.rounds.map(int).join(", ")})` : "");
+  out.push(
+    table(
+      ["phase", "events/s", "seconds", "peak RSS MB", "÷ ceiling", "CPU µs/ev", "nats-server µs/ev"],
+      [
+        ["ceiling: nats.js consume + decode + ack/batch", ph.ceiling, "1.00"] as const,
+        ["naive: decode+validate+INSERT+ack per message", ph.naive, f2(ph.naive.eps / ceil)] as const,
+        ["tributary: full topology, committed to gold", ph.tributary, f2(ph.tributary.eps / ceil)] as const,
+      ].map(([name, p, ratio]) => [
+        name,
+        int(p.eps),
+        f2(p.seconds),
+        f1(p.peakRssMb),
+        ratio,
+        f1(p.cpuUsPerEvent),
+        p.serverCpuUsPerEvent === null ? "-" : f1(p.serverCpuUsPerEvent),
+      ]),
+    ),
+  );
+  out.push(`  tributary/ceiling ${f2(r.ratio_ceiling)}, tributary/naive ${f2(r.ratio_naive)}${rounds(ph.tributary)}`);
+  if (r.naive_sqlite_defaults) {
+    const d = r.naive_sqlite_defaults;
+    out.push(`  naive with SQLite defaults (${d.pragmas}; first ${int(d.events)} events): ${int(d.eps)} events/s; tributary is ${f1(d.ratio)}× that`);
+  }
+  out.push(
+    `  tributary drain exit after ${f2(ph.tributary.drainExitSeconds)} s (idle detection included); ${int(ph.tributary.batches)} batches; ` +
+      `valid ${int(r.counts.valid)}, duplicates ${int(r.counts.duplicates)}, quarantined ${int(r.counts.quarantined)}`,
+  );
+  const b = r.bytes_per_event;
+  out.push(
+    `  bytes/event: bronze ${f1(b.bronze)}, silver ${f1(b.silver)}, gold ${f1(b.gold)} (tributary total ${f1(b.tributary_total)}); naive ${f1(b.naive)}`,
+  );
+  if (r.latency.length) {
+    out.push("");
+    const l0 = r.latency[0]!;
+    out.push(`live latency, publish → gold commit (${l0.seconds} s measured after ${l0.warmupSeconds} s warm-up, per message)`);
+    out.push(
+      table(
+        ["load", "target/s", "achieved/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean batch", "peak RSS MB", "CPU trib/pub/nats"],
+        r.latency.map((l) => [
+          `${Math.round(l.load * 100)}%`,
+          int(l.rate),
+          int(l.achievedRate),
+          f1(l.latencyMs.p50),
+          f1(l.latencyMs.p95),
+          f1(l.latencyMs.p99),
+          f1(l.latencyMs.max),
+          int(l.meanBatch),
+          f1(l.peakRssMb),
+          l.cpuShare
+            ? `${pct(l.cpuShare.tributary)}/${pct(l.cpuShare.publisher)}/${l.cpuShare.natsServer === null ? "-" : pct(l.cpuShare.natsServer)}`
+            : "-",
+        ]),
+      ),
+    );
+    out.push("  split at the source's receive time (whole ms): publish → received by tributary | received → gold commit");
+    out.push(
+      table(
+        ["load", "deliver p50", "p99", "max", "inside p50", "p99", "max"],
+        r.latency.map((l) => [
+          `${Math.round(l.load * 100)}%`,
+          f1(l.deliveryMs.p50),
+          f1(l.deliveryMs.p99),
+          f1(l.deliveryMs.max),
+          f1(l.insideMs.p50),
+          f1(l.insideMs.p99),
+          f1(l.insideMs.max),
+        ]),
+      ),
+    );
+  }
+  if (r.scaling) {
+    out.push("");
+    out.push(`scaling (${int(r.scaling.events)} events per point; cost per event over the whole run and its second half)`);
+    out.push(
+      table(
+        ["point", "events/s", "2nd half ev/s", "µs/event", "2nd half µs/ev", "peak RSS MB", "gold customers", "dedupe ids held"],
+        r.scaling.points.map((p) => [
+          `${p.label}${p.series === "dedupe" ? ` (${p.customers.toLocaleString("en-US")} cust.)` : ""}`,
+          int(p.eps),
+          p.secondHalfEps ? int(p.secondHalfEps) : "-",
+          f1(p.usPerEvent),
+          p.secondHalfUsPerEvent ? f1(p.secondHalfUsPerEvent) : "-",
+          f1(p.peakRssMb),
+          int(p.goldCustomers),
+          p.dedupeHeld === null ? "-" : int(p.dedupeHeld),
+        ]),
+      ),
+    );
+  }
+  if (r.soak) {
+    const s = r.soak;
+    out.push("");
+    out.push(
+      `soak: ${s.seconds} s at ${int(s.rate)}/s; RSS after ${s.warmupSeconds} s warm-up ${f1(s.rssAfterWarmupMb)} MB, end ${f1(s.rssEndMb)} MB ` +
+        `(${f1(s.growthPct)}%), max ${f1(s.rssMaxAfterWarmupMb)} MB (${f1(s.maxGrowthPct)}%); latency p50 ${f1(s.live.latencyMs.p50)} p99 ${f1(s.live.latencyMs.p99)} max ${f1(s.live.latencyMs.max)} ms`,
+    );
+  }
+  if (r.micro) {
+    out.push("");
+    out.push("micro-benchmarks (tinybench; one call = one 2,000-record batch)");
+    out.push(
+      table(
+        ["task", "ns/event", "events/s", "batch mean ms", "batch p99 ms", "±%", "note"],
+        r.micro.map((m) => [m.name, int(m.nsPerEvent), int(m.eventsPerSecond), f2(m.batchMeanMs), f2(m.batchP99Ms), f1(m.rmePct), m.note]),
+        [0, 6],
+      ),
+    );
+  }
+  if (r.profile) {
+    out.push("");
+    out.push(`profile of a separate tributary run (node --cpu-prof), self time, ${int(r.profile.busyMs)} ms busy`);
+    out.push(table(["file / package", "self ms", "%"], r.profile.files.slice(0, 12).map((f) => [f.name, int(f.selfMs), f1(f.selfPct)])));
+    out.push("");
+    out.push(table(["function", "where", "self ms", "%"], r.profile.functions.slice(0, 15).map((f) => [f.name, f.where, int(f.selfMs), f1(f.selfPct)]), [0, 1]));
+  }
+  out.push("");
+  out.push("targets");
+  out.push(table(["target", "wanted", "measured", "verdict"], r.targets.map((t) => [t.name, t.target, t.value, t.met === null ? "n/a" : t.met ? "MET" : "MISSED"]), [0, 1, 2, 3]));
+  return out.join("\n") + "\n";
+}

@@ -1,0 +1,391 @@
+/**
+ * `npm run bench`: tributary's benchmark harness.
+ *
+ * 1. Preloads N generated events into a fresh JetStream stream, then consumes that same stream
+ *    three times, each in its own process with its own durable consumer and data dir: the nats.js
+ *    consumer alone (ceiling), a hand-written per-message consumer (naive), and tributary.
+ * 2. Live latency: publishes at 50% and 80% of tributary's measured throughput and measures
+ *    publish → gold commit per message.
+ * 3. Scaling with distinct customers and dedupe entries; optional soak (`--soak SECONDS`).
+ * 4. Micro-benchmarks of each operator and of each layer's batch commit.
+ * 5. A table on stdout, `--json FILE`, and an SVG chart in bench/results/.
+ *
+ * Progress goes to stderr; the report goes to stdout.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import { connect } from "@nats-io/transport-node";
+import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
+import { parseConfig, readConfigFile, type ConfigInput } from "../src/config.js";
+import { benchStream, deleteStream, preload } from "./workload.js";
+import { runWorker } from "./child.js";
+import type { PhaseResult } from "./ceiling.js";
+import { NAIVE_FILE } from "./naive.js";
+import { fileBytes } from "./tributary.js";
+import { liveRun } from "./latency.js";
+import { scaling, type ScalingResult } from "./scaling.js";
+import { soak, type SoakResult } from "./soak.js";
+import type { MicroResult } from "./micro.js";
+import { summarizeProfile, type ProfileSummary } from "./profile.js";
+import { describeMachine, machineInfo } from "./machine.js";
+import { evaluateTargets, formatReport, type BenchResults, type LatencyRow, type PhaseSummary } from "./report.js";
+import { chartFromResults } from "./svg.js";
+import { median, natsServerCpuReader } from "./stats.js";
+
+const DEFAULT_RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
+
+interface Options {
+  events: number;
+  nats?: string;
+  json?: string;
+  svg?: string;
+  quick: boolean;
+  skipLatency: boolean;
+  skipScaling: boolean;
+  skipMicro: boolean;
+  soak: number;
+  soakLoad: number;
+  latencySeconds?: number;
+  latencyWarmup?: number;
+  loads?: number[];
+  scalingEvents: number;
+  scalingCustomers: number[];
+  scalingDedupe: number[];
+  seed: number;
+  repeat: number;
+  warmup: boolean;
+  profile: boolean;
+  profileDir?: string;
+  resultsDir: string;
+  config?: string;
+  naiveDefaultsEvents: number;
+  tributaryNodeFlags?: string;
+}
+
+const positiveInt = (v: string) => {
+  const n = Number(v.replace(/_/g, ""));
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+};
+const nonNegative = (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number ≥ 0");
+  return n;
+};
+const intList = (v: string) => v.split(",").map((x) => positiveInt(x.trim()));
+const loadList = (v: string) =>
+  v.split(",").map((x) => {
+    const n = Number(x.trim());
+    if (!(n > 0 && n <= 2)) throw new InvalidArgumentError("loads are fractions of measured throughput, e.g. 0.5,0.8");
+    return n;
+  });
+
+function parseOptions(argv: string[]): Options {
+  const program = new Command()
+    .name("bench")
+    .description("tributary benchmark: ceiling vs naive vs tributary, live latency, scaling, soak, micro-benchmarks")
+    .option("--events <n>", "events preloaded for the throughput comparison", positiveInt, 200_000)
+    .option("--nats <url>", "use this NATS server instead of starting one (streams are created and deleted)")
+    .option("--json <file>", "write the results as JSON")
+    .option("--svg <file>", "write the chart here (default <results-dir>/bench.svg; none with --quick)")
+    .option("--results-dir <dir>", "where the chart, the soak's RSS samples and profiles go by default", DEFAULT_RESULTS_DIR)
+    .option("--quick", "smoke mode: no scaling or soak, a 5 s latency probe at 50%, short micro-benchmarks", false)
+    .option("--skip-latency", "skip the live latency runs", false)
+    .option("--skip-scaling", "skip the scaling runs", false)
+    .option("--skip-micro", "skip the micro-benchmarks", false)
+    .option("--soak <seconds>", "soak for this long (0 = no soak)", nonNegative, 0)
+    .option("--soak-load <fraction>", "soak rate as a fraction of tributary's measured throughput", (v) => loadList(v)[0]!, 0.5)
+    .option("--latency-seconds <s>", "measured seconds per latency run (default 30; 5 with --quick)", nonNegative)
+    .option("--latency-warmup <s>", "seconds published before measuring (default 3; 1 with --quick)", nonNegative)
+    .option("--loads <list>", "latency loads as fractions of tributary's throughput (default 0.5,0.8; 0.5 with --quick)", loadList)
+    .option("--scaling-events <n>", "events per scaling point", positiveInt, 1_200_000)
+    .option("--scaling-customers <list>", "distinct customers per point", intList, [10_000, 100_000, 1_000_000])
+    .option("--scaling-dedupe <list>", "dedupe.maxEntries per point", intList, [10_000, 1_000_000])
+    .option("--config <file>", "tributary configuration (YAML/JSON, as for `tributary run`) for every tributary run; nats and dataDir are the bench's")
+    .option("--naive-defaults-events <n>", "also run the naive consumer with SQLite's default pragmas on the first N events (0 = skip)", (v) => (v === "0" ? 0 : positiveInt(v)), 20_000)
+    .option("--tributary-node-flags <flags>", 'extra Node/V8 flags for every tributary process, e.g. "--max-semi-space-size=64"')
+    .option("--seed <n>", "generator seed", positiveInt, 42)
+    .option("--repeat <n>", "rounds of ceiling/naive/tributary; medians are reported", positiveInt, 1)
+    .option("--no-warmup", "skip the unmeasured warm-up pass over the stream")
+    .option("--profile", "profile an extra tributary run with node --cpu-prof and summarise it", false)
+    .option("--profile-dir <dir>", "where --profile writes the .cpuprofile (default <results-dir>)")
+    .showHelpAfterError()
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+  program.parse(argv);
+  return program.opts<Options>();
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+function summarize(rounds: PhaseResult[]): PhaseSummary & { pick: PhaseResult } {
+  const eps = rounds.map((r) => r.eps);
+  const m = median(eps);
+  const pick = rounds.find((r) => r.eps === m) ?? rounds[0]!;
+  const server = pick.serverCpuSeconds as number | null | undefined;
+  return {
+    eps: pick.eps,
+    seconds: pick.seconds,
+    peakRssMb: Math.max(...rounds.map((r) => r.peakRssMb)),
+    cpuUsPerEvent: (pick.cpuSeconds / pick.events) * 1e6,
+    serverCpuUsPerEvent: typeof server === "number" ? (server / pick.events) * 1e6 : null,
+    rounds: eps,
+    pick,
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv);
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const runId = Date.now().toString(36);
+  const overrides = loadOverrides(o.config);
+  const tribFlags = o.tributaryNodeFlags ? o.tributaryNodeFlags.split(/\s+/).filter(Boolean) : [];
+  const config = parseConfig({ ...overrides });
+  const consumerDefaults = {
+    pullSize: Math.min(config.batch.maxRecords * 2, config.nats.maxAckPending),
+    maxAckPending: config.nats.maxAckPending,
+    ackWaitMs: config.nats.ackWait,
+  };
+  const tmpDirs: string[] = [];
+  const tmp = (tag: string) => {
+    const d = mkdtempSync(join(tmpdir(), `tributary-bench-${tag}-`));
+    tmpDirs.push(d);
+    return d;
+  };
+
+  let server: NatsServer | null = null;
+  try {
+    if (!o.nats) {
+      server = await startNatsServer();
+      log(`started nats-server at ${server.url}`);
+    }
+    const url = o.nats ?? server!.url;
+    const serverCpu = server ? natsServerCpuReader(server.port) : null;
+    /** Runs a phase and adds the CPU seconds nats-server spent meanwhile. */
+    const measured = async (task: Parameters<typeof runWorker>[0], execArgv: string[] = []): Promise<PhaseResult> => {
+      const before = serverCpu?.() ?? null;
+      const r = await runWorker<PhaseResult>(task, { execArgv });
+      const after = serverCpu?.() ?? null;
+      return { ...r, serverCpuSeconds: before !== null && after !== null ? after - before : null };
+    };
+    const nc = await connect({ servers: url });
+    const machine = machineInfo(nc.info?.version);
+    await nc.close();
+    log(`machine: ${describeMachine(machine)}`);
+
+    // 1. Throughput: one stream, three consumers.
+    const main = benchStream(runId, "main");
+    log(`preloading ${o.events.toLocaleString("en-US")} events (seed ${o.seed}) into ${main.name}`);
+    const pre = await preload(url, main, { seed: o.seed, messages: o.events });
+    log(`  stored in ${pre.seconds.toFixed(1)} s (${Math.round(o.events / pre.seconds)} msg/s)`);
+    const common = { url, stream: main.name, events: o.events, ...consumerDefaults };
+    if (o.warmup) {
+      // The first pass over a fresh stream pays for the server's cold block cache; nobody should.
+      const w = await runWorker<PhaseResult>({ kind: "ceiling", ...common, consumer: "bench-warmup", ackEvery: config.batch.maxRecords });
+      log(`warm-up pass: ${Math.round(w.eps)} ev/s (not reported)`);
+    }
+    const ceilings: PhaseResult[] = [];
+    const naives: PhaseResult[] = [];
+    const tribs: PhaseResult[] = [];
+    let naiveBytes = 0;
+    for (let round = 1; round <= o.repeat; round++) {
+      const suffix = o.repeat > 1 ? ` (round ${round}/${o.repeat})` : "";
+      const c = await measured({ kind: "ceiling", ...common, consumer: `bench-ceiling-${round}`, ackEvery: config.batch.maxRecords });
+      log(`ceiling${suffix}: ${Math.round(c.eps)} ev/s in ${c.seconds.toFixed(2)} s`);
+      ceilings.push(c);
+      const naiveDir = tmp("naive");
+      const n = await measured({ kind: "naive", ...common, consumer: `bench-naive-${round}`, dataDir: naiveDir });
+      naiveBytes = fileBytes(join(naiveDir, NAIVE_FILE));
+      rmSync(naiveDir, { recursive: true, force: true });
+      log(`naive${suffix}: ${Math.round(n.eps)} ev/s in ${n.seconds.toFixed(2)} s`);
+      naives.push(n);
+      const tribDir = tmp("tributary");
+      const t = await measured(
+        {
+          kind: "tributary",
+          url,
+          stream: main.name,
+          subjects: main.subjects,
+          consumer: `bench-tributary-${round}`,
+          events: o.events,
+          dataDir: tribDir,
+          config: overrides,
+        },
+        tribFlags,
+      );
+      rmSync(tribDir, { recursive: true, force: true });
+      log(`tributary${suffix}: ${Math.round(t.eps)} ev/s in ${t.seconds.toFixed(2)} s (drain exit ${(t.drainExitSeconds as number).toFixed(2)} s)`);
+      tribs.push(t);
+    }
+    let naiveDefaults: PhaseResult | null = null;
+    if (!o.quick && o.naiveDefaultsEvents > 0) {
+      const dir = tmp("naive-defaults");
+      const events = Math.min(o.events, o.naiveDefaultsEvents);
+      naiveDefaults = await runWorker<PhaseResult>({ kind: "naive", ...common, events, consumer: "bench-naive-defaults", dataDir: dir, sqliteDefaults: true });
+      rmSync(dir, { recursive: true, force: true });
+      log(`naive with SQLite defaults (${naiveDefaults.pragmas as string}), first ${events} events: ${Math.round(naiveDefaults.eps)} ev/s`);
+    }
+    const ceiling = summarize(ceilings);
+    const naive = summarize(naives);
+    const trib = summarize(tribs);
+    const tp = trib.pick;
+
+    let profile: ProfileSummary | null = null;
+    if (o.profile) {
+      const profileDir = o.profileDir ?? o.resultsDir;
+      mkdirSync(profileDir, { recursive: true });
+      const name = `tributary-${runId}.cpuprofile`;
+      log(`profiling a separate tributary run (node --cpu-prof) into ${join(profileDir, name)}`);
+      const dir = tmp("profile");
+      await runWorker<PhaseResult>(
+        { kind: "tributary", url, stream: main.name, subjects: main.subjects, consumer: "bench-profile", events: o.events, dataDir: dir, config: overrides },
+        { execArgv: [...tribFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`] },
+      );
+      rmSync(dir, { recursive: true, force: true });
+      const file = join(profileDir, name);
+      if (!readdirSync(profileDir).includes(name)) throw new Error(`no profile was written to ${file}`);
+      profile = summarizeProfile(file, 25);
+    }
+    await deleteStream(url, main);
+
+    // 4. Micro-benchmarks.
+    let micro: MicroResult[] | null = null;
+    if (!o.skipMicro) {
+      log("micro-benchmarks");
+      micro = await runWorker<MicroResult[]>({ kind: "micro", quick: o.quick });
+    }
+
+    // 2. Live latency.
+    const latency: LatencyRow[] = [];
+    if (!o.skipLatency) {
+      const loads = o.loads ?? (o.quick ? [0.5] : [0.5, 0.8]);
+      const seconds = o.latencySeconds ?? (o.quick ? 5 : 30);
+      const warmupSeconds = o.latencyWarmup ?? (o.quick ? 1 : 3);
+      for (const load of loads) {
+        const rate = load * trib.eps;
+        log(`latency at ${Math.round(load * 100)}% load (${Math.round(rate)} msg/s)`);
+        const { rssSamples: _s, readyAtSec: _r, ...live } = await liveRun({
+          url,
+          runId,
+          tag: `lat${Math.round(load * 100)}`,
+          rate,
+          seconds,
+          warmupSeconds,
+          seed: o.seed,
+          config: overrides,
+          execArgv: tribFlags,
+          serverCpu,
+          log,
+        });
+        latency.push({ load, ...live });
+        log(`  p50 ${live.latencyMs.p50.toFixed(1)} ms, p99 ${live.latencyMs.p99.toFixed(1)} ms, max ${live.latencyMs.max.toFixed(1)} ms`);
+      }
+    }
+
+    // 3. Scaling and soak.
+    let scale: ScalingResult | null = null;
+    if (!o.quick && !o.skipScaling) {
+      scale = await scaling({
+        url,
+        runId,
+        events: o.scalingEvents,
+        customers: o.scalingCustomers,
+        dedupeEntries: o.scalingDedupe,
+        seed: o.seed,
+        config: overrides,
+        execArgv: tribFlags,
+        log,
+      });
+    }
+    let soakResult: SoakResult | null = null;
+    if (!o.quick && o.soak > 0) {
+      log(`soak: ${o.soak} s at ${Math.round(o.soakLoad * 100)}% load (${Math.round(trib.eps * o.soakLoad)} msg/s)`);
+      soakResult = await soak({ url, runId, rate: trib.eps * o.soakLoad, seconds: o.soak, config: overrides, execArgv: tribFlags, serverCpu, log });
+      log(`  RSS growth after warm-up ${soakResult.growthPct.toFixed(1)}% (max ${soakResult.maxGrowthPct.toFixed(1)}%)`);
+    }
+
+    const files = tp.files as { bronze: number; silver: number; gold: number };
+    const l50 = latency.find((l) => Math.abs(l.load - 0.5) < 1e-9) ?? latency[0];
+    const partial: Omit<BenchResults, "targets"> = {
+      events: o.events,
+      ceiling_eps: ceiling.eps,
+      naive_eps: naive.eps,
+      tributary_eps: trib.eps,
+      ratio_ceiling: trib.eps / ceiling.eps,
+      ratio_naive: trib.eps / naive.eps,
+      naive_sqlite_defaults: naiveDefaults
+        ? { events: naiveDefaults.events, eps: naiveDefaults.eps, pragmas: naiveDefaults.pragmas as string, ratio: trib.eps / naiveDefaults.eps }
+        : null,
+      latency_ms: l50 ? { p50: l50.latencyMs.p50, p95: l50.latencyMs.p95, p99: l50.latencyMs.p99, max: l50.latencyMs.max } : null,
+      rss_mb: trib.peakRssMb,
+      bytes_per_event: {
+        bronze: files.bronze / o.events,
+        silver: files.silver / o.events,
+        gold: files.gold / o.events,
+        tributary_total: (files.bronze + files.silver + files.gold) / o.events,
+        naive: naiveBytes / o.events,
+      },
+      phases: {
+        ceiling: strip(ceiling),
+        naive: strip(naive),
+        tributary: { ...strip(trib), drainExitSeconds: tp.drainExitSeconds as number, batches: tp.batches as number },
+      },
+      counts: { valid: tp.valid as number, duplicates: tp.duplicates as number, quarantined: tp.quarantined as number },
+      latency,
+      scaling: scale,
+      soak: soakResult ? (({ rssSamples: _x, ...rest }) => rest)(soakResult) : null,
+      micro,
+      profile,
+      machine,
+      startedAt: startedAt.toISOString(),
+      durationSeconds: (performance.now() - t0) / 1000,
+      options: { ...o, profileDir: undefined, resultsDir: undefined },
+    };
+    const results: BenchResults = { ...partial, targets: evaluateTargets(partial) };
+
+    process.stdout.write(formatReport(results));
+    if (o.json) {
+      mkdirSync(dirname(resolve(o.json)), { recursive: true });
+      writeFileSync(o.json, JSON.stringify(results, null, 2) + "\n");
+      log(`wrote ${o.json}`);
+    }
+    const svgPath = o.svg ?? (o.quick ? undefined : join(o.resultsDir, "bench.svg"));
+    if (svgPath) {
+      mkdirSync(dirname(resolve(svgPath)), { recursive: true });
+      writeFileSync(svgPath, chartFromResults(results));
+      log(`wrote ${svgPath}`);
+    }
+    if (soakResult) {
+      // RSS of the topology process over the soak; seconds count from the start of publishing.
+      const soakCsv = join(o.resultsDir, "soak-rss.csv");
+      mkdirSync(o.resultsDir, { recursive: true });
+      const t0 = soakResult.live.readyAtSec;
+      writeFileSync(soakCsv, "seconds,rss_mb\n" + soakResult.rssSamples.map(([t, v]) => `${(t - t0).toFixed(1)},${v.toFixed(1)}`).join("\n") + "\n");
+      log(`wrote ${soakCsv}`);
+    }
+  } finally {
+    for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
+    await server?.stop();
+  }
+}
+
+/** Tributary configuration from `--config FILE`, minus the keys the bench owns. */
+function loadOverrides(file: string | undefined): Omit<ConfigInput, "nats" | "dataDir"> {
+  if (!file) return {};
+  const raw = readConfigFile(file) as Record<string, unknown>;
+  const { nats: _n, dataDir: _d, ...rest } = raw ?? {};
+  parseConfig(rest); // reject a bad file before any run starts
+  return rest as Omit<ConfigInput, "nats" | "dataDir">;
+}
+
+function strip(p: PhaseSummary & { pick: PhaseResult }): PhaseSummary {
+  return { eps: p.eps, seconds: p.seconds, peakRssMb: p.peakRssMb, cpuUsPerEvent: p.cpuUsPerEvent, serverCpuUsPerEvent: p.serverCpuUsPerEvent, rounds: p.rounds };
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
