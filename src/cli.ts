@@ -235,14 +235,32 @@ function build(): Command {
         await ensureStream(await jetstreamManager(nc), config.nats.stream, config.nats.subjects, log);
         const decoder = new TextDecoder();
         const prefix = config.nats.subjects[0]!.split(".")[0]!;
+        let unparsable = 0;
         async function* messages(): AsyncGenerator<OutgoingMessage> {
           for await (const m of fileMessages(files, { entity: flags.entity })) {
-            const record = JSON.parse(decoder.decode(m.data)) as Record<string, unknown>;
-            yield recordMessage(entityOf(m.subject), record, prefix);
+            const entity = entityOf(m.subject);
+            let record: unknown;
+            try {
+              record = JSON.parse(decoder.decode(m.data));
+            } catch {
+              record = undefined;
+            }
+            if (typeof record === "object" && record !== null && !Array.isArray(record)) {
+              yield recordMessage(entity, record as Record<string, unknown>, prefix);
+            } else {
+              // Not a record: publish it as it is, so it is kept in bronze and quarantined, not lost.
+              unparsable++;
+              yield { subject: `${prefix}.${entity}`, data: m.data, contentType: "application/json", msgId: null };
+            }
           }
         }
         const result = await publishAll(nc, messages());
-        process.stdout.write(`published ${result.stored} messages to ${config.nats.stream}` + (result.duplicates ? ` (${result.duplicates} dropped by the broker as duplicates)` : "") + "\n");
+        process.stdout.write(
+          `published ${result.stored} messages to ${config.nats.stream}` +
+            (result.duplicates ? ` (${result.duplicates} dropped by the broker as duplicates)` : "") +
+            (unparsable ? `; ${unparsable} not valid records, published as they are (tributary will quarantine them)` : "") +
+            "\n",
+        );
       } finally {
         await nc.close();
       }

@@ -109,22 +109,27 @@ describe("tributary publish", () => {
   });
 
   it("publishes files as MessagePack with the entity id as Nats-Msg-Id, then run --drain consumes them", async () => {
-    const files = FILES.slice(0, 2);
+    const files = FILES.slice(0, 3);
     const first = await runCli(["publish", ...files, "--nats", server.url]);
     expect(first.code, first.stderr).toBe(0);
-    // transactions.csv holds t1 twice: the broker drops the second copy by its Nats-Msg-Id.
-    expect(first.stdout).toContain("published 11 messages");
-    expect(first.stdout).toContain("1 dropped by the broker as duplicates");
+    // transactions.csv holds t1 twice and sessions.ndjson s1 twice: the broker drops the second
+    // copies by their Nats-Msg-Id. The line that is not JSON is published as it is.
+    expect(first.stdout).toContain("published 15 messages");
+    expect(first.stdout).toContain("2 dropped by the broker as duplicates");
+    expect(first.stdout).toContain("1 not valid records, published as they are");
+    // Publishing again stores only the line that has no id for the broker to dedupe by.
     const again = await runCli(["publish", ...files, "--nats", server.url]);
-    expect(again.stdout).toContain("published 0 messages");
+    expect(again.stdout).toContain("published 1 messages");
+    expect(again.stdout).toContain("16 dropped by the broker as duplicates");
 
     const dir = mkdtempSync(join(tmpdir(), "tributary-pub-"));
     try {
       const run = await runCli(["run", "--drain", "--data-dir", dir], { NATS_URL: server.url });
       expect(run.code, run.stderr).toBe(0);
       const status = JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout);
-      expect(status.bronze.messages).toBe(11);
-      expect(status.silver).toMatchObject({ customers: 3, transactions: 5 });
+      expect(status.bronze.messages).toBe(16);
+      expect(status.silver).toMatchObject({ customers: 3, transactions: 5, sessions: 2 });
+      expect(status.quarantine).toMatchObject({ decode_error: 2, invalid_range: 2 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
