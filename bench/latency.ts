@@ -68,8 +68,16 @@ export async function runLiveTopology(o: LiveTopologyOptions, control: WorkerCon
   const cpu0 = process.cpuUsage();
   control.ready();
   const { expected } = await control.finish;
-  const deadline = Date.now() + 180_000;
-  while (topology.stats.bronze < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  // Wait for the backlog to drain, however long it is, as long as commits keep coming.
+  let last = topology.stats.bronze;
+  let lastProgress = Date.now();
+  while (topology.stats.bronze < expected && Date.now() - lastProgress < 60_000) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (topology.stats.bronze !== last) {
+      last = topology.stats.bronze;
+      lastProgress = Date.now();
+    }
+  }
   const cpuSeconds = cpuSince(cpu0);
   const stats = await topology.stop();
   rss.stop();
