@@ -56,6 +56,8 @@ export interface BenchResults {
   readonly startedAt: string;
   readonly durationSeconds: number;
   readonly options: Record<string, unknown>;
+  /** Sections that failed; their results are missing (the run exits 1). */
+  readonly errors: { section: string; message: string }[];
 }
 
 const int = (n: number) => Math.round(n).toLocaleString("en-US");
@@ -109,8 +111,8 @@ export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
   t.push({
     name: "soak RSS growth after warm-up",
     target: "≤ 10%",
-    value: r.soak ? `${f1(r.soak.growthPct)}% (max ${f1(r.soak.maxGrowthPct)}%) over ${r.soak.seconds} s` : "not measured",
-    met: r.soak ? r.soak.growthPct <= 10 : null,
+    value: r.soak ? `${f1(r.soak.growthPct)}% mean, ${f1(r.soak.peakGrowthPct)}% peak (2nd vs 1st half), ${r.soak.seconds} s` : "not measured",
+    met: r.soak ? r.soak.growthPct <= 10 && r.soak.peakGrowthPct <= 10 : null,
   });
   return t;
 }
@@ -218,8 +220,12 @@ export function formatReport(r: BenchResults): string {
     const s = r.soak;
     out.push("");
     out.push(
-      `soak: ${s.seconds} s at ${int(s.rate)}/s; RSS after ${s.warmupSeconds} s warm-up ${f1(s.rssAfterWarmupMb)} MB, end ${f1(s.rssEndMb)} MB ` +
-        `(${f1(s.growthPct)}%), max ${f1(s.rssMaxAfterWarmupMb)} MB (${f1(s.maxGrowthPct)}%); latency p50 ${f1(s.live.latencyMs.p50)} p99 ${f1(s.live.latencyMs.p99)} max ${f1(s.live.latencyMs.max)} ms`,
+      `soak: ${s.seconds} s at ${int(s.rate)}/s, ${s.warmupSeconds} s warm-up. RSS, first vs second half after warm-up: mean ${f1(s.rssFirstHalfMeanMb)} → ${f1(s.rssSecondHalfMeanMb)} MB ` +
+        `(${f1(s.growthPct)}%), peak ${f1(s.rssFirstHalfMaxMb)} → ${f1(s.rssSecondHalfMaxMb)} MB (${f1(s.peakGrowthPct)}%)`,
+    );
+    out.push(
+      `  latency p50 ${f1(s.live.latencyMs.p50)} p99 ${f1(s.live.latencyMs.p99)} max ${f1(s.live.latencyMs.max)} ms (inside tributary p99 ${f1(s.live.insideMs.p99)} ms); ` +
+        `CPU tributary ${pct(s.live.cpuShare.tributary)}, publisher ${pct(s.live.cpuShare.publisher)}, nats-server ${s.live.cpuShare.natsServer === null ? "-" : pct(s.live.cpuShare.natsServer)}`,
     );
   }
   if (r.micro) {
@@ -239,6 +245,11 @@ export function formatReport(r: BenchResults): string {
     out.push(table(["file / package", "self ms", "%"], r.profile.files.slice(0, 12).map((f) => [f.name, int(f.selfMs), f1(f.selfPct)])));
     out.push("");
     out.push(table(["function", "where", "self ms", "%"], r.profile.functions.slice(0, 15).map((f) => [f.name, f.where, int(f.selfMs), f1(f.selfPct)]), [0, 1]));
+  }
+  if (r.errors.length > 0) {
+    out.push("");
+    out.push("FAILED SECTIONS (results missing above):");
+    for (const e of r.errors) out.push(`  ${e.section}: ${e.message}`);
   }
   out.push("");
   out.push("targets");

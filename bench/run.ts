@@ -20,7 +20,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { parseConfig, readConfigFile, type ConfigInput } from "../src/config.js";
-import { benchStream, deleteStream, preload } from "./workload.js";
+import { benchStream, deleteStream, preload, type BenchStream } from "./workload.js";
 import { runWorker } from "./child.js";
 import type { PhaseResult } from "./ceiling.js";
 import { NAIVE_FILE } from "./naive.js";
@@ -157,6 +157,7 @@ async function main(): Promise<void> {
   };
 
   let server: NatsServer | null = null;
+  let leftover: { url: string; stream: BenchStream } | null = null;
   try {
     if (!o.nats) {
       server = await startNatsServer();
@@ -178,6 +179,7 @@ async function main(): Promise<void> {
 
     // 1. Throughput: one stream, three consumers.
     const main = benchStream(runId, "main");
+    leftover = { url, stream: main };
     log(`preloading ${o.events.toLocaleString("en-US")} events (seed ${o.seed}) into ${main.name}`);
     const pre = await preload(url, main, { seed: o.seed, messages: o.events });
     log(`  stored in ${pre.seconds.toFixed(1)} s (${Math.round(o.events / pre.seconds)} msg/s)`);
@@ -233,8 +235,22 @@ async function main(): Promise<void> {
     const trib = summarize(tribs);
     const tp = trib.pick;
 
+    // Sections after the throughput comparison report a failure and let the run go on, so a
+    // stalled soak does not throw away twenty minutes of other results.
+    const errors: { section: string; message: string }[] = [];
+    const section = async <T>(name: string, run: () => Promise<T>): Promise<T | null> => {
+      try {
+        return await run();
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        errors.push({ section: name, message });
+        log(`${name} failed: ${message}`);
+        return null;
+      }
+    };
+
     let profile: ProfileSummary | null = null;
-    if (o.profile) {
+    if (o.profile) profile = await section("profile", async () => {
       const profileDir = o.profileDir ?? o.resultsDir;
       mkdirSync(profileDir, { recursive: true });
       const name = `tributary-${runId}.cpuprofile`;
@@ -247,15 +263,16 @@ async function main(): Promise<void> {
       rmSync(dir, { recursive: true, force: true });
       const file = join(profileDir, name);
       if (!readdirSync(profileDir).includes(name)) throw new Error(`no profile was written to ${file}`);
-      profile = summarizeProfile(file, 25);
-    }
+      return summarizeProfile(file, 25);
+    });
     await deleteStream(url, main);
+    leftover = null;
 
     // 4. Micro-benchmarks.
     let micro: MicroResult[] | null = null;
     if (!o.skipMicro) {
       log("micro-benchmarks");
-      micro = await runWorker<MicroResult[]>({ kind: "micro", quick: o.quick });
+      micro = await section("micro", () => runWorker<MicroResult[]>({ kind: "micro", quick: o.quick }));
     }
 
     // 2. Live latency.
@@ -267,7 +284,8 @@ async function main(): Promise<void> {
       for (const load of loads) {
         const rate = load * trib.eps;
         log(`latency at ${Math.round(load * 100)}% load (${Math.round(rate)} msg/s)`);
-        const { rssSamples: _s, readyAtSec: _r, ...live } = await liveRun({
+        const result = await section(`latency ${Math.round(load * 100)}%`, () =>
+          liveRun({
           url,
           runId,
           tag: `lat${Math.round(load * 100)}`,
@@ -279,7 +297,10 @@ async function main(): Promise<void> {
           execArgv: tribFlags,
           serverCpu,
           log,
-        });
+          }),
+        );
+        if (!result) continue;
+        const { rssSamples: _s, readyAtSec: _r, ...live } = result;
         latency.push({ load, ...live });
         log(`  p50 ${live.latencyMs.p50.toFixed(1)} ms, p99 ${live.latencyMs.p99.toFixed(1)} ms, max ${live.latencyMs.max.toFixed(1)} ms`);
       }
@@ -288,7 +309,7 @@ async function main(): Promise<void> {
     // 3. Scaling and soak.
     let scale: ScalingResult | null = null;
     if (!o.quick && !o.skipScaling) {
-      scale = await scaling({
+      scale = await section("scaling", () => scaling({
         url,
         runId,
         events: o.scalingEvents,
@@ -298,13 +319,15 @@ async function main(): Promise<void> {
         config: overrides,
         execArgv: tribFlags,
         log,
-      });
+      }));
     }
     let soakResult: SoakResult | null = null;
     if (!o.quick && o.soak > 0) {
       log(`soak: ${o.soak} s at ${Math.round(o.soakLoad * 100)}% load (${Math.round(trib.eps * o.soakLoad)} msg/s)`);
-      soakResult = await soak({ url, runId, rate: trib.eps * o.soakLoad, seconds: o.soak, config: overrides, execArgv: tribFlags, serverCpu, log });
-      log(`  RSS growth after warm-up ${soakResult.growthPct.toFixed(1)}% (max ${soakResult.maxGrowthPct.toFixed(1)}%)`);
+      soakResult = await section("soak", () =>
+        soak({ url, runId, rate: trib.eps * o.soakLoad, seconds: o.soak, config: overrides, execArgv: tribFlags, serverCpu, log }),
+      );
+      if (soakResult) log(`  RSS growth after warm-up: ${soakResult.growthPct.toFixed(1)}% mean, ${soakResult.peakGrowthPct.toFixed(1)}% peak`);
     }
 
     const files = tp.files as { bronze: number; silver: number; gold: number };
@@ -343,10 +366,12 @@ async function main(): Promise<void> {
       startedAt: startedAt.toISOString(),
       durationSeconds: (performance.now() - t0) / 1000,
       options: { ...o, profileDir: undefined, resultsDir: undefined },
+      errors,
     };
     const results: BenchResults = { ...partial, targets: evaluateTargets(partial) };
 
     process.stdout.write(formatReport(results));
+    if (errors.length > 0) process.exitCode = 1;
     if (o.json) {
       mkdirSync(dirname(resolve(o.json)), { recursive: true });
       writeFileSync(o.json, JSON.stringify(results, null, 2) + "\n");
@@ -367,6 +392,8 @@ async function main(): Promise<void> {
       log(`wrote ${soakCsv}`);
     }
   } finally {
+    // On a failure with --nats, do not leave the preloaded stream on someone else's server.
+    if (leftover) await deleteStream(leftover.url, leftover.stream).catch(() => undefined);
     for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
     await server?.stop();
   }
