@@ -113,6 +113,11 @@ export const configSchema = z
         synchronous: z.enum(["normal", "full"]).default("normal"),
         /** Milliseconds a writer waits for another process's lock before failing. */
         busyTimeout: duration.default(10_000),
+        /**
+         * Where the SQLite commits run: `worker` (a worker thread, so consuming and the operators
+         * never wait for a commit) or `inline` (the calling thread).
+         */
+        commitThread: z.enum(["worker", "inline"]).default("worker"),
       })
       .prefault({}),
   })

@@ -10,8 +10,10 @@
  * Commit protocol: a batch is appended to bronze in one transaction; only then are its messages
  * acknowledged. Silver applies the batch and records the highest bronze sequence it applied in
  * the same transaction; gold does the same. After a crash, silver and gold catch up from bronze.
+ * The commits run on a worker thread by default (`storage.commitThread`), so the thread that runs
+ * the NATS client and the operators never waits for SQLite; several batches may be in flight.
  */
-import { BehaviorSubject, Observable, Subject, filter, from, map, takeUntil, tap, toArray, type OperatorFunction } from "rxjs";
+import { BehaviorSubject, Observable, Subject, filter, from, mergeMap, takeUntil, toArray, type OperatorFunction } from "rxjs";
 import { LRUCache } from "lru-cache";
 import type { Config, ConfigInput } from "./config.js";
 import { parseConfig } from "./config.js";
@@ -22,22 +24,23 @@ import { validate } from "./operators/validate.js";
 import { DedupeWindow, dedupe } from "./operators/dedupe.js";
 import { enrich, type SegmentDirectory } from "./operators/enrich.js";
 import { batchForCommit } from "./operators/batch.js";
-import { aggregate, aggregateBatch } from "./operators/aggregate.js";
+import { aggregateBatch } from "./operators/aggregate.js";
 import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
-import { SILVER_MIGRATIONS, SilverStore, type Committed, type SilverResult } from "./sinks/silver.js";
+import { SILVER_MIGRATIONS, SilverStore } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS, GoldStore } from "./sinks/gold.js";
 import { preflight } from "./sinks/database.js";
 import { PipelineMetrics, entityLabel } from "./sinks/metrics.js";
 import { startHttpServer, type HttpListen } from "./http.js";
 import type { Server } from "node:http";
 import { accessSync, constants as fsConstants } from "node:fs";
-import type { GoldDelta } from "./operators/aggregate.js";
 import { JetStreamSource } from "./sources/jetstream.js";
 import { filesSource } from "./sources/files.js";
 import { generatorSource, type GeneratorOptions } from "./sources/generator.js";
 import { FeatureReader, type FeatureRow } from "./features.js";
 import { silentLogger, type Logger } from "./log.js";
 import { CheckpointError } from "./errors.js";
+import { openCommitter, type Committer } from "./sinks/committer.js";
+import { faultsFromEnv, summarizeSilver, type Faults, type SilverSummary } from "./sinks/writer.js";
 
 /** Where records come from. */
 export type SourceSpec =
@@ -83,9 +86,13 @@ export interface PipelineStats {
 /** A `checkpoint` log line at most this often (each commit is logged at debug level). */
 const CHECKPOINT_LOG_INTERVAL_MS = 10_000;
 
-/** Named points of the commit protocol where `TRIBUTARY_CRASH_POINT` can kill the process. */
-export const CRASH_POINTS = ["before_bronze", "after_bronze", "after_silver", "after_gold"] as const;
-export type CrashPoint = (typeof CRASH_POINTS)[number];
+export { CRASH_POINTS, type CrashPoint } from "./sinks/writer.js";
+
+/**
+ * Batches handed to the committer and not yet through gold, at most. Enough to keep the commit
+ * thread busy while the next batch forms; the broker's max_ack_pending bounds the rest.
+ */
+const MAX_BATCHES_IN_FLIGHT = 4;
 
 function emptyStats(): PipelineStats {
   return {
@@ -142,9 +149,8 @@ export class Topology {
   private jetstream: JetStreamSource | null = null;
   private reader: FeatureReader | null = null;
   private window: DedupeWindow;
-  private readonly crashPoint: CrashPoint | null;
-  private readonly crashAfterBatches: number;
-  private readonly commitDelayMs: number;
+  private readonly faults: Faults;
+  private committer: Committer | null = null;
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
@@ -156,10 +162,6 @@ export class Topology {
   private failure: Error | null = null;
   private lastCheckpointLog = Date.now();
   private running = false;
-  /** Publish times of the batch being committed, for the end-to-end latency histogram. */
-  private readonly inFlightPublishedAt: number[] = [];
-  /** Records per entity accepted by the silver commit whose gold commit is next. */
-  private pendingGold = new Map<string, number>();
   /** Prometheus metrics; null when disabled. */
   readonly metrics: PipelineMetrics | null;
   /** Highest origin sequence committed to bronze, per origin. */
@@ -190,11 +192,8 @@ export class Topology {
             },
             { defaultMetrics: options.metrics !== "pipeline-only" },
           );
-    const point = process.env.TRIBUTARY_CRASH_POINT;
-    this.crashPoint = point && (CRASH_POINTS as readonly string[]).includes(point) ? (point as CrashPoint) : null;
-    this.crashAfterBatches = Number(process.env.TRIBUTARY_CRASH_AFTER_BATCHES ?? 0);
-    // Fault injection for tests: a slow commit, so acks arrive after ack_wait.
-    this.commitDelayMs = Number(process.env.TRIBUTARY_FAULT_COMMIT_DELAY_MS ?? 0);
+    // Fault injection for tests: crash points and slow commits.
+    this.faults = faultsFromEnv();
     this.done = new Promise<PipelineStats>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;
@@ -263,6 +262,11 @@ export class Topology {
     try {
       if (this.options.http) await this.startHttp(this.options.http);
       this.recover();
+      // From here on the committer owns the writes; this thread keeps bronze and silver open
+      // only to read positions and segments.
+      this.gold.close();
+      this.gold = null;
+      this.committer = await openCommitter({ dataDir: dir, storage, faults: this.faults, thread: storage.commitThread });
       source$ = await this.openSource();
     } catch (err) {
       await this.close();
@@ -270,9 +274,7 @@ export class Topology {
       throw err;
     }
     const segments = new SilverSegments(this.silver);
-    const bronze = this.bronze;
-    const silver = this.silver;
-    const gold = this.gold;
+    const committer = this.committer;
     const cumulativeAck = this.options.source.kind === "jetstream";
 
     const pipeline$ = source$.pipe(
@@ -280,17 +282,7 @@ export class Topology {
       this.admit(),
       this.stages(segments),
       batchForCommit<Staged>({ maxRecords: this.config.batch.maxRecords, maxWaitMs: this.config.batch.maxWait }),
-      map((batch) => this.commitBronze(bronze, batch, cumulativeAck)),
-      filter((items) => items.length > 0),
-      map((items) => this.timed("silver", () => silver.apply(items, items[items.length - 1]!.bronzeSeq))),
-      tap((commit) => this.countSilver(commit)),
-      tap(() => this.crash("after_silver")),
-      aggregate(),
-      tap((delta) => {
-        this.timed("gold", () => gold.apply(delta));
-        this.crash("after_gold");
-        this.afterGold(delta);
-      }),
+      mergeMap((batch) => this.commit(committer, batch, cumulativeAck), MAX_BATCHES_IN_FLIGHT),
     );
     this.running = true;
     pipeline$.subscribe({
@@ -367,64 +359,72 @@ export class Topology {
     });
   }
 
-  /** Appends a batch to bronze, then acks it. Returns the batch with bronze sequences. */
-  private commitBronze(bronze: BronzeStore, batch: Staged[], cumulativeAck: boolean): Committed[] {
-    this.crash("before_bronze");
-    if (this.commitDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, this.commitDelayMs);
-    const seqs = this.timed("bronze", () => bronze.append(batch));
-    // Positions only grow within an origin, so the last message of each origin is enough.
-    let origin = "";
-    for (let i = batch.length - 1; i >= 0; i--) {
-      const m = batch[i]!.msg;
-      if (m.origin !== origin) {
-        origin = m.origin;
-        if ((this.committed.get(origin) ?? 0) < m.originSeq) this.committed.set(origin, m.originSeq);
-      }
-    }
-    this.crash("after_bronze");
-    if (cumulativeAck) batch[batch.length - 1]!.msg.ack?.();
-    else for (const s of batch) s.msg.ack?.();
-    const items: Committed[] = [];
-    const perEntity = new Map<string, number>();
-    this.inFlightPublishedAt.length = 0;
-    for (let i = 0; i < batch.length; i++) {
-      const seq = seqs[i];
-      if (seq === null || seq === undefined) {
-        this.statsSubject.value.redelivered++;
-        this.metrics?.redelivered.inc();
-        continue;
-      }
-      const staged = batch[i]!;
-      items.push({ staged, bronzeSeq: seq });
-      const label = entityLabel(staged.entity);
-      perEntity.set(label, (perEntity.get(label) ?? 0) + 1);
-      if (staged.msg.publishedAt !== null) this.inFlightPublishedAt.push(staged.msg.publishedAt);
-    }
-    this.statsSubject.value.bronze += items.length;
-    if (this.metrics) {
-      for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, n);
-      this.metrics.batchSize.observe(batch.length);
-      if (items.length > 0) this.metrics.position.set({ layer: "bronze" }, items[items.length - 1]!.bronzeSeq);
-    }
-    return items;
+  /**
+   * Hands a batch to the committer and follows its commits: after bronze, the batch is
+   * acknowledged (one cumulative ack for JetStream); after silver and gold, stats, metrics and the
+   * features cache are brought up to date.
+   */
+  private commit(committer: Committer, batch: Staged[], cumulativeAck: boolean): Promise<void> {
+    let publishedAt: number[] = [];
+    let perEntity = new Map<string, number>();
+    return committer.submit(batch, {
+      bronze: (seqs, ms) => {
+        this.metrics?.commitSeconds.observe({ layer: "bronze" }, ms / 1000);
+        // Positions only grow within an origin, so the last message of each origin is enough.
+        let origin = "";
+        for (let i = batch.length - 1; i >= 0; i--) {
+          const m = batch[i]!.msg;
+          if (m.origin !== origin) {
+            origin = m.origin;
+            if ((this.committed.get(origin) ?? 0) < m.originSeq) this.committed.set(origin, m.originSeq);
+          }
+        }
+        if (cumulativeAck) batch[batch.length - 1]!.msg.ack?.();
+        else for (const s of batch) s.msg.ack?.();
+        let committed = 0;
+        let last = 0;
+        for (let i = 0; i < batch.length; i++) {
+          const seq = seqs[i];
+          if (seq === null || seq === undefined) {
+            this.statsSubject.value.redelivered++;
+            this.metrics?.redelivered.inc();
+            continue;
+          }
+          committed++;
+          last = seq;
+          const staged = batch[i]!;
+          const label = entityLabel(staged.entity);
+          perEntity.set(label, (perEntity.get(label) ?? 0) + 1);
+          if (staged.msg.publishedAt !== null) publishedAt.push(staged.msg.publishedAt);
+        }
+        this.statsSubject.value.bronze += committed;
+        if (this.metrics) {
+          for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, n);
+          this.metrics.batchSize.observe(batch.length);
+          if (committed > 0) this.metrics.position.set({ layer: "bronze" }, last);
+        }
+      },
+      silver: (summary, ms) => {
+        this.metrics?.commitSeconds.observe({ layer: "silver" }, ms / 1000);
+        perEntity = this.countSilver(summary);
+      },
+      gold: (position, ms) => {
+        this.metrics?.commitSeconds.observe({ layer: "gold" }, ms / 1000);
+        for (const s of batch) {
+          const o = s.outcome;
+          if (o.status === "valid" || o.status === "duplicate") this.featureCache.delete(o.record.customer_id);
+        }
+        this.afterGold(position, perEntity, publishedAt);
+        publishedAt = [];
+      },
+    });
   }
 
-  /** Runs one layer's commit, timing it for `tributary_batch_commit_seconds`. */
-  private timed<T>(layer: "bronze" | "silver" | "gold", commit: () => T): T {
-    if (!this.metrics) return commit();
-    const end = this.metrics.commitSeconds.startTimer({ layer });
-    const result = commit();
-    end();
-    return result;
-  }
-
-  private countSilver(commit: SilverResult): void {
+  /** Adds a silver commit to the stats; returns its accepted records per entity. */
+  private countSilver(commit: SilverSummary): Map<string, number> {
     const s = this.statsSubject.value;
-    const perEntity = new Map<string, number>();
-    for (const a of commit.accepted) {
-      s.silver[a.record.entity]++;
-      perEntity.set(a.record.entity, (perEntity.get(a.record.entity) ?? 0) + 1);
-    }
+    const perEntity = new Map<string, number>(commit.accepted);
+    for (const [entity, n] of commit.accepted) s.silver[entity as Entity] += n;
     for (const [entity, n] of commit.duplicates) s.duplicates[entity] = (s.duplicates[entity] ?? 0) + n;
     for (const [key, n] of commit.quarantined) {
       const [entity, reason] = splitQuarantineKey(key);
@@ -435,22 +435,18 @@ export class Topology {
       for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "silver", entity }, n);
       for (const [entity, n] of commit.duplicates) this.metrics.duplicates.inc({ entity }, n);
       this.metrics.position.set({ layer: "silver" }, commit.position);
-      this.pendingGold = perEntity;
     }
+    return perEntity;
   }
 
-  /** After a gold commit: metrics, stats and the features cache. */
-  private afterGold(delta: GoldDelta): void {
-    const position = delta.position;
-    for (const c of delta.customers) this.featureCache.delete(c.customer_id);
-    for (const p of delta.profiles) this.featureCache.delete(p.customer_id);
+  /** After a gold commit: metrics, stats and the checkpoint log. */
+  private afterGold(position: number, perEntity: ReadonlyMap<string, number>, publishedAt: readonly number[]): void {
     if (this.metrics) {
-      for (const [entity, n] of this.pendingGold) this.metrics.messages.inc({ layer: "gold", entity }, n);
+      for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "gold", entity }, n);
       this.metrics.position.set({ layer: "gold" }, position);
       const now = Date.now();
-      for (const t of this.inFlightPublishedAt) this.metrics.endToEnd.observe((now - t) / 1000);
+      for (const t of publishedAt) this.metrics.endToEnd.observe((now - t) / 1000);
     }
-    this.inFlightPublishedAt.length = 0;
     this.publishStats(position);
     const now = Date.now();
     if (now - this.lastCheckpointLog >= CHECKPOINT_LOG_INTERVAL_MS) {
@@ -519,7 +515,7 @@ export class Topology {
       const items = staged.map((s) => ({ staged: s, bronzeSeq: s.msg.bronzeSeq! }));
       const position = items[items.length - 1]!.bronzeSeq;
       const commit = silver.apply(items, position);
-      this.countSilver(commit);
+      this.countSilver(summarizeSilver(commit));
       gold.apply(aggregateBatch(commit));
       silverPos = position;
     }
@@ -567,13 +563,6 @@ export class Topology {
       case "observable":
         return spec.messages;
     }
-  }
-
-  private crash(point: CrashPoint): void {
-    if (this.crashPoint !== point) return;
-    if (this.statsSubject.value.batches + 1 < this.crashAfterBatches) return;
-    this.log.warn({ event: "crash_point", point }, `crash point ${point}: exiting abruptly`);
-    process.kill(process.pid, "SIGKILL");
   }
 
   private finalStats(): PipelineStats {
@@ -626,6 +615,12 @@ export class Topology {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+    try {
+      await this.committer?.close();
+    } catch (err) {
+      this.log.warn({ event: "close_failed", reason: (err as Error).message }, "closing the commit thread failed");
+    }
+    this.committer = null;
     this.bronze?.close();
     this.silver?.close();
     this.gold?.close();

@@ -16,16 +16,18 @@ export interface EnrichOptions {
 /**
  * Enriches a valid record: transactions get their amount in the base currency and the customer's
  * segment as known at this point of the stream; customer profiles update the segment directory.
+ * Records the dedupe window called duplicates are enriched too, because silver's key has the
+ * last word on them.
  *
  * @example
  * enrichRecord(staged, { rates: { EUR: 1.08 }, segments }).outcome.record.amount_base // 10.8 for €10
  */
 export function enrichRecord(staged: Staged, options: EnrichOptions): Staged {
   const o = staged.outcome;
-  if (o.status !== "valid") return staged;
+  if (o.status !== "valid" && o.status !== "duplicate") return staged;
   const r = o.record;
   if (r.entity === "customers") {
-    options.segments.set(r.customer_id, r.customer_segment);
+    if (o.status === "valid") options.segments.set(r.customer_id, r.customer_segment);
     return staged;
   }
   if (r.entity !== "transactions") return staged;
@@ -34,7 +36,7 @@ export function enrichRecord(staged: Staged, options: EnrichOptions): Staged {
     amount_base: r.amount * options.rates[r.currency]!,
     customer_segment: options.segments.get(r.customer_id) ?? "unknown",
   };
-  return { msg: staged.msg, entity: staged.entity, outcome: { status: "valid", record } };
+  return { msg: staged.msg, entity: staged.entity, outcome: { status: o.status, record } };
 }
 
 /** Pipeable form of {@link enrichRecord}. */

@@ -155,15 +155,13 @@ export class SilverStore {
             bump(quarantined, `${entityLabel(staged.entity)}|${o.reason}`);
             break;
           case "duplicate":
-            this.insertDuplicate.run(bronzeSeq, o.record.entity, o.record.id);
-            bump(duplicates, o.record.entity);
-            break;
           case "valid":
+            // Silver's key decides in both cases: a window miss may be an id it has forgotten, and
+            // a window hit may (very rarely) be a different id with the same 64-bit hash.
             if (this.write(o.record, bronzeSeq)) {
               accepted.push({ bronzeSeq, record: o.record });
               bump(counts, o.record.entity);
             } else {
-              // Beyond the in-memory window: the primary key caught the duplicate.
               this.insertDuplicate.run(bronzeSeq, o.record.entity, o.record.id);
               bump(duplicates, o.record.entity);
             }

@@ -181,3 +181,70 @@ describe("dedupe (pipeable)", () => {
     expect(w.size).toBe(3);
   });
 });
+
+describe("DedupeWindow against a reference model", () => {
+  /** The window's contract, written the slow, obvious way: a Map in insertion order. */
+  class ModelWindow {
+    private readonly seen = new Map<string, number>();
+    private watermark = Number.NEGATIVE_INFINITY;
+    constructor(private readonly windowMs: number, private readonly maxEntries: number) {}
+    check(entity: string, id: string, eventAt: number): boolean {
+      this.watermark = Math.max(this.watermark, eventAt);
+      const key = `${entity}\u0000${id}`;
+      const inWindow = this.watermark - eventAt <= this.windowMs;
+      const at = this.seen.get(key);
+      if (at !== undefined) {
+        if (this.watermark - at <= this.windowMs) return true;
+        if (inWindow) this.seen.set(key, eventAt); // keeps its place in insertion order
+        return false;
+      }
+      if (!inWindow) return false;
+      if (this.seen.size === this.maxEntries) this.seen.delete(this.seen.keys().next().value!);
+      this.seen.set(key, eventAt);
+      return false;
+    }
+    get size(): number {
+      return this.seen.size;
+    }
+  }
+
+  it.each([
+    [1, 5_000],
+    [7, 20_000],
+    [1_000, 50_000],
+    [3_000, 50_000],
+  ])("answers exactly as the model with maxEntries %i over %i random checks (growth, eviction, expiry)", (maxEntries, n) => {
+    let state = maxEntries * 7919 + n;
+    const rand = (k: number) => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state % k;
+    };
+    const w = new DedupeWindow({ windowMs: 60_000, maxEntries });
+    const m = new ModelWindow(60_000, maxEntries);
+    let t = T;
+    let hits = 0;
+    for (let i = 0; i < n; i++) {
+      t += rand(50);
+      const entity = ["transactions", "events", "sessions"][rand(3)]!;
+      const id = `id-${rand(maxEntries * 2 + 10)}`;
+      const eventAt = t - rand(90_000); // some late enough to fall outside the window
+      const expected = m.check(entity, id, eventAt);
+      expect(w.check(entity, id, eventAt)).toBe(expected);
+      if (expected) hits++;
+    }
+    expect(w.size).toBe(m.size);
+    expect(hits).toBeGreaterThan(0);
+  });
+
+  it("holds a million ids in about 24 bytes each", () => {
+    const w = new DedupeWindow({ windowMs: 7 * DAY, maxEntries: 1_000_000 });
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 1_000_000; i++) w.check("transactions", `tx-${i}`, T + i);
+    const bytes = process.memoryUsage().arrayBuffers - before;
+    expect(w.size).toBe(1_000_000);
+    // 24 B per id once grown; the arrays of the last growth may not be collected yet.
+    expect(bytes / 1_000_000).toBeLessThan(48);
+    expect(w.check("transactions", "tx-999999", T)).toBe(true);
+    expect(w.check("transactions", "tx-1000000", T)).toBe(false);
+  });
+});

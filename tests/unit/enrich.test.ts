@@ -95,13 +95,23 @@ describe("enrichRecord: customers and others", () => {
     expect(opts.directory.get("c1")).toBe("retail");
   });
 
-  it("leaves duplicates and quarantines unchanged, and does not touch the directory for them", () => {
+  it("leaves quarantines and duplicate profiles unchanged, and does not touch the directory for them", () => {
     const opts = options();
     const dup: Staged = { msg: sourceMessage(), entity: "customers", outcome: { status: "duplicate", record: customer("c1", "premium") } };
     const q: Staged = { msg: sourceMessage(), entity: "transactions", outcome: { status: "quarantined", reason: "oversize", field: null, detail: "" } };
     expect(enrichRecord(dup, opts)).toBe(dup);
     expect(enrichRecord(q, opts)).toBe(q);
     expect(opts.directory.size).toBe(0);
+  });
+
+  it("enriches a transaction the window called a duplicate, keeping the status (silver decides)", () => {
+    const opts = options({ c1: "retail" });
+    const dup: Staged = { msg: sourceMessage(), entity: "transactions", outcome: { status: "duplicate", record: tx("t1", "c1", 10, "EUR") } };
+    const out = enrichRecord(dup, opts);
+    expect(out.outcome.status).toBe("duplicate");
+    const r = (out.outcome as { record: TransactionRecord }).record;
+    expect(r.amount_base).toBeCloseTo(10 * opts.rates.EUR!, 9);
+    expect(r.customer_segment).toBe("retail");
   });
 });
 

@@ -1,0 +1,47 @@
+/**
+ * The commit worker: a worker thread that owns the layers' write connections and runs
+ * {@link LayerWriter} on each batch the topology hands over, reporting each commit back.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import type { StorageOptions } from "./database.js";
+import { LayerWriter, type Faults, type WireRecord } from "./writer.js";
+import { serializeError, wireCodec, type WorkerReply, type WorkerRequest } from "./committer.js";
+
+const port = parentPort!;
+const { dataDir, storage, faults } = workerData as { dataDir: string; storage: StorageOptions; faults: Faults };
+const post = (m: WorkerReply) => port.postMessage(m);
+
+let writer: LayerWriter | null = null;
+try {
+  writer = new LayerWriter(dataDir, storage, faults);
+  post({ type: "ready" });
+} catch (err) {
+  post({ type: "error", id: null, error: serializeError(err) });
+}
+
+const codec = wireCodec();
+let failed = false;
+
+port.on("message", (m: WorkerRequest) => {
+  if (m.type === "close") {
+    writer?.close();
+    writer = null;
+    port.close();
+    return;
+  }
+  // After a failed commit nothing more is written: the topology stops and recovers on restart.
+  if (failed || !writer) return;
+  const id = m.id;
+  try {
+    const batch = codec.unpack(m.buf) as WireRecord[];
+    writer.commit(batch, {
+      bronze: (seqs, ms) => post({ type: "bronze", id, seqs, ms }),
+      silver: (summary, ms) => post({ type: "silver", id, summary, ms }),
+      gold: (position, ms) => post({ type: "gold", id, position, ms }),
+    });
+    post({ type: "done", id });
+  } catch (err) {
+    failed = true;
+    post({ type: "error", id, error: serializeError(err) });
+  }
+});

@@ -1,0 +1,234 @@
+/**
+ * Where the layer writer runs. `worker` (the default) commits on a worker thread, so the thread
+ * that runs the NATS client and the operators never waits for SQLite; batches are handed over as
+ * one MessagePack buffer. `inline` commits on the calling thread, as a library embedded where
+ * worker threads are unwelcome may prefer. Both run {@link LayerWriter}.
+ */
+import { Worker } from "node:worker_threads";
+import { Packr } from "msgpackr";
+import type { Staged } from "../types.js";
+import { CheckpointError, StorageError } from "../errors.js";
+import type { StorageOptions } from "./database.js";
+import { LayerWriter, type CommitReports, type Faults, type WireRecord } from "./writer.js";
+
+export type CommitThread = "worker" | "inline";
+
+/** Commits batches in submission order. */
+export interface Committer {
+  /**
+   * Queues a batch. Its reports arrive in protocol order; the promise resolves after its last
+   * commit and rejects when any commit fails (every later batch then fails too).
+   */
+  submit(batch: readonly Staged[], reports: CommitReports): Promise<void>;
+  /** Closes the layer files once everything submitted is done (or failed). */
+  close(): Promise<void>;
+}
+
+export interface CommitterOptions {
+  readonly dataDir: string;
+  readonly storage: StorageOptions;
+  readonly faults: Faults;
+  readonly thread: CommitThread;
+}
+
+/** Opens a committer; resolves once the layer files are open for writing. */
+export async function openCommitter(options: CommitterOptions): Promise<Committer> {
+  if (options.thread === "inline") return new InlineCommitter(new LayerWriter(options.dataDir, options.storage, options.faults));
+  return WorkerCommitter.open(options);
+}
+
+class InlineCommitter implements Committer {
+  private failure: unknown = null;
+  constructor(private readonly writer: LayerWriter) {}
+
+  submit(batch: readonly Staged[], reports: CommitReports): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    try {
+      this.writer.commit(batch, reports);
+      return Promise.resolve();
+    } catch (err) {
+      this.failure = err;
+      return Promise.reject(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.writer.close();
+  }
+}
+
+/** Messages from the commit worker. */
+export type WorkerReply =
+  | { readonly type: "ready" }
+  | { readonly type: "bronze"; readonly id: number; readonly seqs: (number | null)[]; readonly ms: number }
+  | { readonly type: "silver"; readonly id: number; readonly summary: Parameters<CommitReports["silver"]>[0]; readonly ms: number }
+  | { readonly type: "gold"; readonly id: number; readonly position: number; readonly ms: number }
+  | { readonly type: "done"; readonly id: number }
+  | { readonly type: "error"; readonly id: number | null; readonly error: SerializedError };
+
+/** Messages to the commit worker. */
+export type WorkerRequest = { readonly type: "batch"; readonly id: number; readonly buf: Uint8Array } | { readonly type: "close" };
+
+export interface SerializedError {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string;
+}
+
+export function serializeError(err: unknown): SerializedError {
+  const e = err instanceof Error ? err : new Error(String(err));
+  const code = (e as { code?: unknown }).code;
+  return { name: e.name, message: e.message, code: typeof code === "string" ? code : undefined };
+}
+
+/** Rebuilds an error from the worker with its class, so callers can still tell them apart. */
+function deserializeError(s: SerializedError): Error {
+  const e = s.name === "StorageError" ? new StorageError(s.message) : s.name === "CheckpointError" ? new CheckpointError(s.message) : new Error(s.message);
+  if (e.name !== s.name) e.name = s.name;
+  if (s.code !== undefined) (e as Error & { code?: string }).code = s.code;
+  return e;
+}
+
+/** The batch codec shared by both ends: records with repeated shapes pack compactly. */
+export const wireCodec = (): Packr => new Packr({ useRecords: true });
+
+/** A staged record without its ack handle. */
+function toWire(s: Staged): WireRecord {
+  const m = s.msg;
+  return {
+    msg: {
+      origin: m.origin,
+      originSeq: m.originSeq,
+      subject: m.subject,
+      data: m.data,
+      receivedAt: m.receivedAt,
+      publishedAt: m.publishedAt,
+      contentType: m.contentType,
+      msgId: m.msgId,
+    },
+    entity: s.entity,
+    outcome: s.outcome,
+  };
+}
+
+/**
+ * The worker's module, next to this one. Under a TypeScript loader (vitest runs `src/` directly)
+ * the worker still needs JavaScript, so it is taken from the build in `dist/`.
+ */
+function workerUrl(): URL {
+  const here = new URL(import.meta.url);
+  if (here.pathname.endsWith(".ts")) return new URL("../../dist/src/sinks/commit-worker.js", here);
+  return new URL("./commit-worker.js", here);
+}
+
+interface Pending {
+  readonly reports: CommitReports;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+class WorkerCommitter implements Committer {
+  private readonly codec = wireCodec();
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private failure: Error | null = null;
+  private readonly exited: Promise<void>;
+
+  private constructor(private readonly worker: Worker) {
+    this.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    worker.on("message", (m: WorkerReply) => this.onReply(m));
+    worker.on("error", (err) => this.fail(err));
+    worker.once("exit", (code) => this.fail(new CheckpointError(`the commit worker exited (code ${code})`)));
+  }
+
+  static open(options: CommitterOptions): Promise<Committer> {
+    const worker = new Worker(workerUrl(), {
+      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults },
+      // The worker's heap holds one batch at a time; SQLite's page cache lives outside it.
+      resourceLimits: { maxOldGenerationSizeMb: 256 },
+    });
+    return new Promise((resolve, reject) => {
+      const onMessage = (m: WorkerReply) => {
+        if (m.type === "ready") {
+          cleanup();
+          resolve(new WorkerCommitter(worker));
+        } else if (m.type === "error") {
+          cleanup();
+          void worker.terminate();
+          reject(deserializeError(m.error));
+        }
+      };
+      const onError = (err: Error) => {
+        cleanup();
+        reject(err);
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        reject(new StorageError(`the commit worker exited while opening the data dir (code ${code})`));
+      };
+      const cleanup = () => {
+        worker.off("message", onMessage);
+        worker.off("error", onError);
+        worker.off("exit", onExit);
+      };
+      worker.on("message", onMessage);
+      worker.on("error", onError);
+      worker.on("exit", onExit);
+    });
+  }
+
+  submit(batch: readonly Staged[], reports: CommitReports): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const packed = this.codec.pack(batch.map(toWire));
+    // The packer reuses one large buffer; hand over an exact copy so the transfer moves only the batch.
+    const buf = new Uint8Array(packed);
+    return new Promise<void>((resolve, reject) => {
+      this.pending.set(id, { reports, resolve, reject });
+      this.worker.postMessage({ type: "batch", id, buf } satisfies WorkerRequest, [buf.buffer]);
+    });
+  }
+
+  private onReply(m: WorkerReply): void {
+    if (m.type === "ready") return;
+    if (m.type === "error") {
+      this.fail(deserializeError(m.error));
+      return;
+    }
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    try {
+      switch (m.type) {
+        case "bronze":
+          p.reports.bronze(m.seqs, m.ms);
+          break;
+        case "silver":
+          p.reports.silver(m.summary, m.ms);
+          break;
+        case "gold":
+          p.reports.gold(m.position, m.ms);
+          break;
+        case "done":
+          this.pending.delete(m.id);
+          p.resolve();
+          break;
+      }
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
+  async close(): Promise<void> {
+    // Posting to a worker that has already exited is a no-op.
+    this.worker.postMessage({ type: "close" } satisfies WorkerRequest);
+    const timer = setTimeout(() => void this.worker.terminate(), 10_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
