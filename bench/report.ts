@@ -50,7 +50,10 @@ export interface BenchResults {
   readonly scaling: ScalingResult | null;
   readonly soak: Omit<SoakResult, "rssSamples"> | null;
   readonly micro: MicroResult[] | null;
+  /** The main thread (NATS client, operators) of a profiled tributary run. */
   readonly profile: ProfileSummary | null;
+  /** The commit worker thread (SQLite) of the same run, when it had one. */
+  readonly workerProfile: ProfileSummary | null;
   readonly targets: Target[];
   readonly machine: MachineInfo;
   readonly startedAt: string;
@@ -239,12 +242,16 @@ export function formatReport(r: BenchResults): string {
       ),
     );
   }
-  if (r.profile) {
+  for (const [label, p] of [
+    ["main thread: NATS client and operators", r.profile],
+    ["commit worker thread: SQLite", r.workerProfile],
+  ] as const) {
+    if (!p) continue;
     out.push("");
-    out.push(`profile of a separate tributary run (node --cpu-prof), self time, ${int(r.profile.busyMs)} ms busy`);
-    out.push(table(["file / package", "self ms", "%"], r.profile.files.slice(0, 12).map((f) => [f.name, int(f.selfMs), f1(f.selfPct)])));
+    out.push(`profile of a separate tributary run (node --cpu-prof), ${label}; self time, ${int(p.busyMs)} ms busy of ${int(p.totalMs)} ms`);
+    out.push(table(["file / package", "self ms", "%"], p.files.slice(0, 12).map((f) => [f.name, int(f.selfMs), f1(f.selfPct)])));
     out.push("");
-    out.push(table(["function", "where", "self ms", "%"], r.profile.functions.slice(0, 15).map((f) => [f.name, f.where, int(f.selfMs), f1(f.selfPct)]), [0, 1]));
+    out.push(table(["function", "where", "self ms", "%"], p.functions.slice(0, 15).map((f) => [f.name, f.where, int(f.selfMs), f1(f.selfPct)]), [0, 1]));
   }
   if (r.errors.length > 0) {
     out.push("");

@@ -250,20 +250,26 @@ async function main(): Promise<void> {
     };
 
     let profile: ProfileSummary | null = null;
-    if (o.profile) profile = await section("profile", async () => {
-      const profileDir = o.profileDir ?? o.resultsDir;
+    let workerProfile: ProfileSummary | null = null;
+    if (o.profile) await section("profile", async () => {
+      // One directory per run: Node writes one profile per thread (main, commit worker), named
+      // CPU.<date>.<time>.<pid>.<thread id>.<seq>.cpuprofile; thread 0 is the main thread.
+      const profileDir = join(o.profileDir ?? o.resultsDir, `tributary-${runId}`);
       mkdirSync(profileDir, { recursive: true });
-      const name = `tributary-${runId}.cpuprofile`;
-      log(`profiling a separate tributary run (node --cpu-prof) into ${join(profileDir, name)}`);
+      log(`profiling a separate tributary run (node --cpu-prof) into ${profileDir}`);
       const dir = tmp("profile");
       await runWorker<PhaseResult>(
         { kind: "tributary", url, stream: main.name, subjects: main.subjects, consumer: "bench-profile", events: o.events, dataDir: dir, config: overrides },
-        { execArgv: [...tribFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}`] },
+        { execArgv: [...tribFlags, "--cpu-prof", `--cpu-prof-dir=${profileDir}`] },
       );
       rmSync(dir, { recursive: true, force: true });
-      const file = join(profileDir, name);
-      if (!readdirSync(profileDir).includes(name)) throw new Error(`no profile was written to ${file}`);
-      return summarizeProfile(file, 25);
+      const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile"));
+      const threadOf = (f: string) => Number(f.split(".").at(-3));
+      const mainFile = files.find((f) => threadOf(f) === 0);
+      if (!mainFile) throw new Error(`no main-thread profile was written to ${profileDir}`);
+      profile = summarizeProfile(join(profileDir, mainFile), 25);
+      const workerFile = files.filter((f) => threadOf(f) !== 0).sort((a, b) => threadOf(a) - threadOf(b))[0];
+      if (workerFile) workerProfile = summarizeProfile(join(profileDir, workerFile), 25);
     });
     await deleteStream(url, main);
     leftover = null;
@@ -362,6 +368,7 @@ async function main(): Promise<void> {
       soak: soakResult ? (({ rssSamples: _x, ...rest }) => rest)(soakResult) : null,
       micro,
       profile,
+      workerProfile,
       machine,
       startedAt: startedAt.toISOString(),
       durationSeconds: (performance.now() - t0) / 1000,

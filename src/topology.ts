@@ -365,25 +365,36 @@ export class Topology {
    * features cache are brought up to date.
    */
   private commit(committer: Committer, batch: Staged[], cumulativeAck: boolean): Promise<void> {
+    // Take what the reports need now, so the batch itself can be collected while it commits:
+    // records that outlive a young-generation GC get promoted, and old-generation GC is costly.
+    const n = batch.length;
+    const labels = new Array<string>(n);
+    const customers = new Array<string | null>(n);
+    const published = new Array<number | null>(n);
+    const lastByOrigin = new Map<string, number>();
+    const acks: (() => void)[] = [];
+    for (let i = 0; i < n; i++) {
+      const s = batch[i]!;
+      const m = s.msg;
+      labels[i] = entityLabel(s.entity);
+      const o = s.outcome;
+      customers[i] = o.status === "valid" || o.status === "duplicate" ? o.record.customer_id : null;
+      published[i] = m.publishedAt;
+      // Positions only grow within an origin, so the last message of each origin is enough.
+      lastByOrigin.set(m.origin, m.originSeq);
+      if (!cumulativeAck && m.ack) acks.push(m.ack);
+    }
+    if (cumulativeAck && batch[n - 1]!.msg.ack) acks.push(batch[n - 1]!.msg.ack!);
     let publishedAt: number[] = [];
     let perEntity = new Map<string, number>();
     return committer.submit(batch, {
       bronze: (seqs, ms) => {
         this.metrics?.commitSeconds.observe({ layer: "bronze" }, ms / 1000);
-        // Positions only grow within an origin, so the last message of each origin is enough.
-        let origin = "";
-        for (let i = batch.length - 1; i >= 0; i--) {
-          const m = batch[i]!.msg;
-          if (m.origin !== origin) {
-            origin = m.origin;
-            if ((this.committed.get(origin) ?? 0) < m.originSeq) this.committed.set(origin, m.originSeq);
-          }
-        }
-        if (cumulativeAck) batch[batch.length - 1]!.msg.ack?.();
-        else for (const s of batch) s.msg.ack?.();
+        for (const [origin, seq] of lastByOrigin) if ((this.committed.get(origin) ?? 0) < seq) this.committed.set(origin, seq);
+        for (const ack of acks) ack();
         let committed = 0;
         let last = 0;
-        for (let i = 0; i < batch.length; i++) {
+        for (let i = 0; i < n; i++) {
           const seq = seqs[i];
           if (seq === null || seq === undefined) {
             this.statsSubject.value.redelivered++;
@@ -392,15 +403,14 @@ export class Topology {
           }
           committed++;
           last = seq;
-          const staged = batch[i]!;
-          const label = entityLabel(staged.entity);
-          perEntity.set(label, (perEntity.get(label) ?? 0) + 1);
-          if (staged.msg.publishedAt !== null) publishedAt.push(staged.msg.publishedAt);
+          perEntity.set(labels[i]!, (perEntity.get(labels[i]!) ?? 0) + 1);
+          const p = published[i];
+          if (p !== null && p !== undefined) publishedAt.push(p);
         }
         this.statsSubject.value.bronze += committed;
         if (this.metrics) {
-          for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, n);
-          this.metrics.batchSize.observe(batch.length);
+          for (const [entity, k] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, k);
+          this.metrics.batchSize.observe(n);
           if (committed > 0) this.metrics.position.set({ layer: "bronze" }, last);
         }
       },
@@ -410,10 +420,7 @@ export class Topology {
       },
       gold: (position, ms) => {
         this.metrics?.commitSeconds.observe({ layer: "gold" }, ms / 1000);
-        for (const s of batch) {
-          const o = s.outcome;
-          if (o.status === "valid" || o.status === "duplicate") this.featureCache.delete(o.record.customer_id);
-        }
+        if (this.featureCache.size > 0) for (const c of customers) if (c !== null) this.featureCache.delete(c);
         this.afterGold(position, perEntity, publishedAt);
         publishedAt = [];
       },

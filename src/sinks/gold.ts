@@ -1,7 +1,8 @@
 /**
- * Gold: per-customer daily buckets (from which any feature can be computed as of any time),
- * the latest profile per customer, and `customer_features`, the lifetime totals kept current at
- * every commit. One transaction per batch, together with gold's bronze position.
+ * Gold: per-customer daily buckets (from which any feature can be computed as of any time) and
+ * the latest profile per customer, written in one transaction per batch together with gold's
+ * bronze position. `customer_features` (lifetime totals) and `customer_features_current` are views
+ * over them, so they are always exactly what the buckets say.
  */
 import type { Statement } from "better-sqlite3";
 import type { GoldDelta } from "../operators/aggregate.js";
@@ -56,15 +57,57 @@ export const GOLD_MIGRATIONS: readonly string[] = [
       strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
     FROM customer_features;
   `,
+  // v2: lifetime totals are derived from the buckets instead of upserted at every commit (that
+  // upsert was a quarter of all SQLite time). The table held nothing the buckets do not.
+  `
+  DROP VIEW customer_features_current;
+  DROP TABLE customer_features;
+  CREATE VIEW customer_features AS
+    WITH totals AS (
+      SELECT customer_id,
+        sum(tx_count) AS purchase_frequency,
+        sum(tx_spend_micros) AS total_spend_micros,
+        min(tx_first_at) AS first_transaction_at,
+        max(tx_last_at) AS last_transaction_at,
+        sum(session_count) AS session_count,
+        sum(session_ms) AS session_ms,
+        sum(interaction_count) AS interaction_count,
+        sum(event_count) AS event_count
+      FROM customer_daily GROUP BY customer_id
+    ),
+    ids AS (SELECT customer_id FROM customer_profile UNION SELECT customer_id FROM totals)
+    SELECT ids.customer_id,
+      coalesce(p.customer_segment, 'unknown') AS customer_segment,
+      p.registration_at,
+      coalesce(t.purchase_frequency, 0) AS purchase_frequency,
+      coalesce(t.total_spend_micros, 0) AS total_spend_micros,
+      t.first_transaction_at,
+      t.last_transaction_at,
+      coalesce(t.session_count, 0) AS session_count,
+      coalesce(t.session_ms, 0) AS session_ms,
+      coalesce(t.interaction_count, 0) AS interaction_count,
+      coalesce(t.event_count, 0) AS event_count
+    FROM ids LEFT JOIN totals t ON t.customer_id = ids.customer_id LEFT JOIN customer_profile p ON p.customer_id = ids.customer_id;
+  CREATE VIEW customer_features_current AS
+    SELECT customer_id, customer_segment,
+      purchase_frequency,
+      round(total_spend_micros / 1e6, 2) AS total_spend,
+      CASE WHEN purchase_frequency > 0 THEN round(total_spend_micros / 1e6 / purchase_frequency, 2) END AS avg_transaction_value,
+      strftime('%Y-%m-%dT%H:%M:%fZ', first_transaction_at / 1000.0, 'unixepoch') AS first_transaction_at,
+      strftime('%Y-%m-%dT%H:%M:%fZ', last_transaction_at / 1000.0, 'unixepoch') AS last_transaction_at,
+      session_count,
+      CASE WHEN session_count > 0 THEN round(session_ms / 1000.0 / session_count, 3) END AS avg_session_duration_seconds,
+      interaction_count, event_count,
+      strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
+    FROM customer_features;
+  `,
 ];
 
 /** The gold layer's file and statements. */
 export class GoldStore {
   readonly db: Database;
   private readonly upsertDay: Statement;
-  private readonly upsertTotals: Statement;
   private readonly upsertProfile: Statement;
-  private readonly profileToFeatures: Statement;
   private readonly setPosition: Statement;
   private readonly applyTx: (delta: GoldDelta) => void;
 
@@ -85,29 +128,11 @@ export class GoldStore {
          interaction_count = interaction_count + excluded.interaction_count,
          event_count = event_count + excluded.event_count`,
     );
-    this.upsertTotals = db.prepare(
-      `INSERT INTO customer_features (customer_id, purchase_frequency, total_spend_micros, first_transaction_at, last_transaction_at, session_count, session_ms, interaction_count, event_count)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (customer_id) DO UPDATE SET
-         purchase_frequency = purchase_frequency + excluded.purchase_frequency,
-         total_spend_micros = total_spend_micros + excluded.total_spend_micros,
-         first_transaction_at = min(coalesce(first_transaction_at, excluded.first_transaction_at), coalesce(excluded.first_transaction_at, first_transaction_at)),
-         last_transaction_at = max(coalesce(last_transaction_at, excluded.last_transaction_at), coalesce(excluded.last_transaction_at, last_transaction_at)),
-         session_count = session_count + excluded.session_count,
-         session_ms = session_ms + excluded.session_ms,
-         interaction_count = interaction_count + excluded.interaction_count,
-         event_count = event_count + excluded.event_count`,
-    );
     this.upsertProfile = db.prepare(
       `INSERT INTO customer_profile (customer_id, customer_segment, registration_at, profile_seq) VALUES (?, ?, ?, ?)
        ON CONFLICT (customer_id) DO UPDATE SET customer_segment = excluded.customer_segment,
          registration_at = excluded.registration_at, profile_seq = excluded.profile_seq
        WHERE excluded.profile_seq > customer_profile.profile_seq`,
-    );
-    this.profileToFeatures = db.prepare(
-      `INSERT INTO customer_features (customer_id, customer_segment, registration_at)
-       SELECT customer_id, customer_segment, registration_at FROM customer_profile WHERE customer_id = ?
-       ON CONFLICT (customer_id) DO UPDATE SET customer_segment = excluded.customer_segment, registration_at = excluded.registration_at`,
     );
     this.setPosition = db.prepare(
       `INSERT INTO checkpoint (layer, position) VALUES ('gold', ?) ON CONFLICT (layer) DO UPDATE SET position = excluded.position`,
@@ -127,22 +152,8 @@ export class GoldStore {
           d.event_count,
         );
       }
-      for (const c of delta.customers) {
-        this.upsertTotals.run(
-          c.customer_id,
-          c.tx_count,
-          c.tx_spend_micros,
-          c.tx_first_at,
-          c.tx_last_at,
-          c.session_count,
-          c.session_ms,
-          c.interaction_count,
-          c.event_count,
-        );
-      }
       for (const p of delta.profiles) {
         this.upsertProfile.run(p.customer_id, p.customer_segment, p.registration_at, p.bronzeSeq);
-        this.profileToFeatures.run(p.customer_id);
       }
       this.setPosition.run(delta.position);
     });

@@ -286,27 +286,31 @@ export class JetStreamSource {
 
       const onMessage = (m: JsMsg) => {
         if (closed || this.stopRequested || repositioning) return;
-        const dseq = m.info.deliverySequence;
+        // The reply subject is parsed once here; m.seq and m.timestampNanos would parse it again.
+        const info = m.info;
+        const dseq = info.deliverySequence;
         if (dseq !== this.nextDeliverySeq) {
           log.warn(
-            { event: "delivery_gap", expected: this.nextDeliverySeq, got: dseq, streamSeq: m.seq, resumeAt: this.lastEmitted + 1 },
+            { event: "delivery_gap", expected: this.nextDeliverySeq, got: dseq, streamSeq: info.streamSequence, resumeAt: this.lastEmitted + 1 },
             "deliveries were lost in transit; repositioning the consumer",
           );
           reposition();
           return;
         }
         this.nextDeliverySeq = dseq + 1;
-        if (m.seq > this.lastEmitted) this.lastEmitted = m.seq;
+        const seq = info.streamSequence;
+        if (seq > this.lastEmitted) this.lastEmitted = seq;
         lastMessageAt = Date.now();
         const ct = m.headers?.get("Content-Type");
         const msgId = m.headers?.get("Nats-Msg-Id");
         subscriber.next({
           origin,
-          originSeq: m.seq,
+          originSeq: seq,
           subject: m.subject,
           data: m.data,
           receivedAt: lastMessageAt,
-          publishedAt: Number(m.timestampNanos / 1_000_000n),
+          // Nanoseconds as a double are exact to well under a microsecond at today's epoch.
+          publishedAt: Math.floor(info.timestampNanos / 1_000_000),
           contentType: ct ? ct : null,
           msgId: msgId ? msgId : null,
           ack: () => m.ack(),
