@@ -37,6 +37,8 @@ export interface BenchResults {
   readonly tributary_eps: number;
   readonly ratio_ceiling: number;
   readonly ratio_naive: number;
+  /** The naive consumer at synchronous=NORMAL, whose acks can outrun a power cut (null when skipped). */
+  readonly naive_relaxed: { events: number; eps: number; pragmas: string; ratio: number } | null;
   /** The naive consumer with SQLite's default pragmas, on the first events only (null when skipped). */
   readonly naive_sqlite_defaults: { events: number; eps: number; pragmas: string; ratio: number } | null;
   /** Publish → gold commit at 50% of measured throughput (null when latency was skipped). */
@@ -84,7 +86,10 @@ export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
   t.push({
     name: "tributary / naive",
     target: "≥ 5.0",
-    value: `${f2(r.ratio_naive)}${d ? ` (${f1(d.ratio)} vs naive on SQLite defaults)` : ""}`,
+    value:
+      `${f2(r.ratio_naive)} (same durability)` +
+      (r.naive_relaxed ? `; ${f2(r.naive_relaxed.ratio)} vs naive at NORMAL` : "") +
+      (d ? `; ${f1(d.ratio)} vs naive on SQLite defaults` : ""),
     met: r.ratio_naive >= 5,
   });
   const l50 = r.latency.find((l) => Math.abs(l.load - 0.5) < 1e-9);
@@ -135,7 +140,7 @@ export function formatReport(r: BenchResults): string {
       ["phase", "events/s", "seconds", "peak RSS MB", "÷ ceiling", "CPU µs/ev", "nats-server µs/ev"],
       [
         ["ceiling: nats.js consume + decode + ack/batch", ph.ceiling, "1.00"] as const,
-        ["naive: decode+validate+INSERT+ack per message", ph.naive, f2(ph.naive.eps / ceil)] as const,
+        ["naive: decode+validate+INSERT+ack per message, same fsync level", ph.naive, f2(ph.naive.eps / ceil)] as const,
         ["tributary: full topology, committed to gold", ph.tributary, f2(ph.tributary.eps / ceil)] as const,
       ].map(([name, p, ratio]) => [
         name,
@@ -149,6 +154,10 @@ export function formatReport(r: BenchResults): string {
     ),
   );
   out.push(`  tributary/ceiling ${f2(r.ratio_ceiling)}, tributary/naive ${f2(r.ratio_naive)}${rounds(ph.tributary)}`);
+  if (r.naive_relaxed) {
+    const d = r.naive_relaxed;
+    out.push(`  naive at synchronous=NORMAL (${d.pragmas}; an ack can outrun a power cut): ${int(d.eps)} events/s; tributary is ${f2(d.ratio)}× that`);
+  }
   if (r.naive_sqlite_defaults) {
     const d = r.naive_sqlite_defaults;
     out.push(`  naive with SQLite defaults (${d.pragmas}; first ${int(d.events)} events): ${int(d.eps)} events/s; tributary is ${f1(d.ratio)}× that`);

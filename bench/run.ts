@@ -199,7 +199,7 @@ async function main(): Promise<void> {
       log(`ceiling${suffix}: ${Math.round(c.eps)} ev/s in ${c.seconds.toFixed(2)} s`);
       ceilings.push(c);
       const naiveDir = tmp("naive");
-      const n = await measured({ kind: "naive", ...common, consumer: `bench-naive-${round}`, dataDir: naiveDir });
+      const n = await measured({ kind: "naive", ...common, consumer: `bench-naive-${round}`, dataDir: naiveDir, synchronous: config.storage.synchronous });
       naiveBytes = fileBytes(join(naiveDir, NAIVE_FILE));
       rmSync(naiveDir, { recursive: true, force: true });
       log(`naive${suffix}: ${Math.round(n.eps)} ev/s in ${n.seconds.toFixed(2)} s`);
@@ -229,6 +229,14 @@ async function main(): Promise<void> {
       naiveDefaults = await runWorker<PhaseResult>({ kind: "naive", ...common, events, consumer: "bench-naive-defaults", dataDir: dir, sqliteDefaults: true });
       rmSync(dir, { recursive: true, force: true });
       log(`naive with SQLite defaults (${naiveDefaults.pragmas as string}), first ${events} events: ${Math.round(naiveDefaults.eps)} ev/s`);
+    }
+    // The naive consumer at NORMAL: faster, but an ack can outrun a power cut (see naive.ts).
+    let naiveRelaxed: PhaseResult | null = null;
+    if (!o.quick && config.storage.synchronous === "full") {
+      const dir = tmp("naive-relaxed");
+      naiveRelaxed = await runWorker<PhaseResult>({ kind: "naive", ...common, consumer: "bench-naive-relaxed", dataDir: dir, synchronous: "normal" });
+      rmSync(dir, { recursive: true, force: true });
+      log(`naive at synchronous=NORMAL (${naiveRelaxed.pragmas as string}): ${Math.round(naiveRelaxed.eps)} ev/s`);
     }
     const ceiling = summarize(ceilings);
     const naive = summarize(naives);
@@ -345,6 +353,7 @@ async function main(): Promise<void> {
       tributary_eps: trib.eps,
       ratio_ceiling: trib.eps / ceiling.eps,
       ratio_naive: trib.eps / naive.eps,
+      naive_relaxed: naiveRelaxed ? { events: naiveRelaxed.events, eps: naiveRelaxed.eps, pragmas: naiveRelaxed.pragmas as string, ratio: trib.eps / naiveRelaxed.eps } : null,
       naive_sqlite_defaults: naiveDefaults
         ? { events: naiveDefaults.events, eps: naiveDefaults.eps, pragmas: naiveDefaults.pragmas as string, ratio: trib.eps / naiveDefaults.eps }
         : null,

@@ -109,8 +109,13 @@ export const configSchema = z
       .prefault({}),
     storage: z
       .strictObject({
-        /** `normal` survives process crashes; `full` also survives power loss. */
-        synchronous: z.enum(["normal", "full"]).default("normal"),
+        /**
+         * Durability of bronze, the commit acks wait for: `full` (fsync per batch) also survives
+         * power loss; `normal` survives process crashes, and after a power cut relies on the
+         * stream still holding the messages of the rolled-back commits. Silver and gold always
+         * run at `normal`: they are rebuilt from bronze.
+         */
+        synchronous: z.enum(["normal", "full"]).default("full"),
         /** Milliseconds a writer waits for another process's lock before failing. */
         busyTimeout: duration.default(10_000),
         /**

@@ -28,7 +28,7 @@ import { aggregateBatch } from "./operators/aggregate.js";
 import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS, SilverStore } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS, GoldStore } from "./sinks/gold.js";
-import { preflight } from "./sinks/database.js";
+import { derivedLayerStorage, preflight } from "./sinks/database.js";
 import { PipelineMetrics, entityLabel } from "./sinks/metrics.js";
 import { startHttpServer, type HttpListen } from "./http.js";
 import type { Server } from "node:http";
@@ -247,15 +247,15 @@ export class Topology {
     try {
       preflight(dir, { bronze: BRONZE_MIGRATIONS.length, silver: SILVER_MIGRATIONS.length, gold: GOLD_MIGRATIONS.length });
       this.bronze = new BronzeStore(dir, storage);
-      this.silver = new SilverStore(dir, storage);
-      this.gold = new GoldStore(dir, storage);
+      this.silver = new SilverStore(dir, derivedLayerStorage(storage));
+      this.gold = new GoldStore(dir, derivedLayerStorage(storage));
     } catch (err) {
       await this.close();
       this.rejectDone(err);
       throw err;
     }
     this.log.info(
-      { event: "storage_opened", dataDir: dir, journalMode: "wal", synchronous: storage.synchronous, schema: { bronze: BRONZE_MIGRATIONS.length, silver: SILVER_MIGRATIONS.length, gold: GOLD_MIGRATIONS.length } },
+      { event: "storage_opened", dataDir: dir, journalMode: "wal", synchronous: { bronze: storage.synchronous, silver: "normal", gold: "normal" }, schema: { bronze: BRONZE_MIGRATIONS.length, silver: SILVER_MIGRATIONS.length, gold: GOLD_MIGRATIONS.length } },
       "opened bronze, silver and gold",
     );
     let source$: Observable<SourceMessage>;

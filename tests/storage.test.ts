@@ -74,7 +74,7 @@ describe("durability setting", () => {
     writeFileSync(join(dir, "full.yaml"), "storage:\n  synchronous: full\n");
     const r = await runCli(["ingest", fixture("transactions.csv"), "--data-dir", dir, "--config", join(dir, "full.yaml")], { TRIBUTARY_LOG_LEVEL: "info" });
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/"event":"storage_opened".*"synchronous":"full"/);
+    expect(r.stderr).toMatch(/"event":"storage_opened".*"synchronous":\{"bronze":"full","silver":"normal","gold":"normal"\}/);
   });
 });
 

@@ -8,7 +8,7 @@ import { Worker } from "node:worker_threads";
 import { Packr } from "msgpackr";
 import type { Staged } from "../types.js";
 import { CheckpointError, StorageError } from "../errors.js";
-import type { StorageOptions } from "./database.js";
+import { layerPath, type StorageOptions } from "./database.js";
 import { LayerWriter, type CommitReports, type Faults, type WireRecord } from "./writer.js";
 
 export type CommitThread = "worker" | "inline";
@@ -115,11 +115,14 @@ function toWire(s: Staged): WireRecord {
  * The worker's module, next to this one. Under a TypeScript loader (vitest runs `src/` directly)
  * the worker still needs JavaScript, so it is taken from the build in `dist/`.
  */
-function workerUrl(): URL {
+function workerUrl(name: "commit-worker" | "checkpoint-worker"): URL {
   const here = new URL(import.meta.url);
-  if (here.pathname.endsWith(".ts")) return new URL("../../dist/src/sinks/commit-worker.js", here);
-  return new URL("./commit-worker.js", here);
+  if (here.pathname.endsWith(".ts")) return new URL(`../../dist/src/sinks/${name}.js`, here);
+  return new URL(`./${name}.js`, here);
 }
+
+/** How often the checkpointer copies the WALs into the layer files. */
+const CHECKPOINT_INTERVAL_MS = 200;
 
 interface Pending {
   readonly reports: CommitReports;
@@ -133,16 +136,21 @@ class WorkerCommitter implements Committer {
   private nextId = 1;
   private failure: Error | null = null;
   private readonly exited: Promise<void>;
+  private readonly checkpointerExited: Promise<void>;
 
-  private constructor(private readonly worker: Worker) {
+  private constructor(
+    private readonly worker: Worker,
+    private readonly checkpointer: Worker,
+  ) {
     this.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    this.checkpointerExited = new Promise((resolve) => checkpointer.once("exit", () => resolve()));
     worker.on("message", (m: WorkerReply) => this.onReply(m));
     worker.on("error", (err) => this.fail(err));
     worker.once("exit", (code) => this.fail(new CheckpointError(`the commit worker exited (code ${code})`)));
   }
 
   static open(options: CommitterOptions): Promise<Committer> {
-    const worker = new Worker(workerUrl(), {
+    const worker = new Worker(workerUrl("commit-worker"), {
       workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults },
       // The worker's heap holds one batch at a time; SQLite's page cache lives outside it.
       resourceLimits: { maxOldGenerationSizeMb: 256 },
@@ -151,7 +159,17 @@ class WorkerCommitter implements Committer {
       const onMessage = (m: WorkerReply) => {
         if (m.type === "ready") {
           cleanup();
-          resolve(new WorkerCommitter(worker));
+          // The layer files exist now; checkpoint them off the commit path.
+          const checkpointer = new Worker(workerUrl("checkpoint-worker"), {
+            workerData: {
+              files: (["bronze", "silver", "gold"] as const).map((l) => layerPath(options.dataDir, l)),
+              intervalMs: CHECKPOINT_INTERVAL_MS,
+              busyTimeout: options.storage.busyTimeout,
+            },
+            resourceLimits: { maxOldGenerationSizeMb: 32 },
+          });
+          checkpointer.on("error", () => undefined); // the writer's autocheckpoint is the fallback
+          resolve(new WorkerCommitter(worker, checkpointer));
         } else if (m.type === "error") {
           cleanup();
           void worker.terminate();
@@ -225,6 +243,10 @@ class WorkerCommitter implements Committer {
   }
 
   async close(): Promise<void> {
+    this.checkpointer.postMessage({ type: "close" });
+    const stuck = setTimeout(() => void this.checkpointer.terminate(), 5_000);
+    await this.checkpointerExited;
+    clearTimeout(stuck);
     // Posting to a worker that has already exited is a no-op.
     this.worker.postMessage({ type: "close" } satisfies WorkerRequest);
     const timer = setTimeout(() => void this.worker.terminate(), 10_000);

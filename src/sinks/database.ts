@@ -22,6 +22,16 @@ export interface StorageOptions {
   readonly readonly?: boolean;
 }
 
+/**
+ * Storage options for silver and gold. They always run at `synchronous = NORMAL`: after a power
+ * cut they can lose only their last commits, together with the checkpoints in the same
+ * transactions, and catch up from bronze at the next start. Only bronze, whose commit the acks
+ * wait for, needs `storage.synchronous`.
+ */
+export function derivedLayerStorage(storage: StorageOptions): StorageOptions {
+  return { ...storage, synchronous: "normal" };
+}
+
 /** The file of a layer in a data directory: `<dataDir>/<layer>.sqlite`. */
 export function layerPath(dataDir: string, layer: Layer): string {
   return join(resolve(dataDir), `${layer}.sqlite`);

@@ -9,7 +9,7 @@ import { aggregateBatch } from "../operators/aggregate.js";
 import { BronzeStore } from "./bronze.js";
 import { SilverStore, type Committed, type SilverResult } from "./silver.js";
 import { GoldStore } from "./gold.js";
-import type { StorageOptions } from "./database.js";
+import { derivedLayerStorage, type StorageOptions } from "./database.js";
 
 /** Named points of the commit protocol where `TRIBUTARY_CRASH_POINT` can kill the process. */
 export const CRASH_POINTS = ["before_bronze", "after_bronze", "after_silver", "after_gold"] as const;
@@ -75,9 +75,9 @@ export class LayerWriter {
   constructor(dataDir: string, storage: StorageOptions, private readonly faults: Faults) {
     this.bronze = new BronzeStore(dataDir, storage);
     try {
-      this.silver = new SilverStore(dataDir, storage);
+      this.silver = new SilverStore(dataDir, derivedLayerStorage(storage));
       try {
-        this.gold = new GoldStore(dataDir, storage);
+        this.gold = new GoldStore(dataDir, derivedLayerStorage(storage));
       } catch (err) {
         this.silver.close();
         throw err;

@@ -31,7 +31,7 @@ describe("parseConfig: defaults", () => {
     expect(c.dedupe).toEqual({ window: 7 * 86_400_000, maxEntries: 200_000 });
     expect(c.batch).toEqual({ maxRecords: 2_000, maxWait: 50 });
     expect(c.limits).toEqual({ maxPayloadBytes: 1_048_576 });
-    expect(c.storage).toEqual({ synchronous: "normal", busyTimeout: 10_000, commitThread: "worker" });
+    expect(c.storage).toEqual({ synchronous: "full", busyTimeout: 10_000, commitThread: "worker" });
   });
 
   it("defaults the currency to USD with USD, EUR and GBP among the rates", () => {
