@@ -131,6 +131,8 @@ export function formatReport(r: BenchResults): string {
   const ceil = r.ceiling_eps;
   out.push(`tributary bench: ${int(r.events)} events, ${r.startedAt}`);
   out.push(`machine: ${describeMachine(r.machine)}; load average at start ${r.machine.loadAverageAtStart.join(" ")}`);
+  const flags = (r.options as { tributaryNodeFlagsUsed?: string[] }).tributaryNodeFlagsUsed;
+  if (flags) out.push(`tributary node flags: ${flags.length ? flags.join(" ") : "(none)"}; config: ${JSON.stringify((r.options as { configUsed?: unknown }).configUsed ?? {})}`);
   out.push("");
   out.push("throughput (same preloaded stream, one process and one durable consumer each)");
   const ph = r.phases;

@@ -20,6 +20,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { parseConfig, readConfigFile, type ConfigInput } from "../src/config.js";
+import { RECOMMENDED_NODE_FLAGS } from "../src/runtime.js";
 import { benchStream, deleteStream, preload, type BenchStream } from "./workload.js";
 import { runWorker } from "./child.js";
 import type { PhaseResult } from "./ceiling.js";
@@ -106,7 +107,7 @@ function parseOptions(argv: string[]): Options {
     .option("--scaling-dedupe <list>", "dedupe.maxEntries per point", intList, [10_000, 1_000_000])
     .option("--config <file>", "tributary configuration (YAML/JSON, as for `tributary run`) for every tributary run; nats and dataDir are the bench's")
     .option("--naive-defaults-events <n>", "also run the naive consumer with SQLite's default pragmas on the first N events (0 = skip)", (v) => (v === "0" ? 0 : positiveInt(v)), 20_000)
-    .option("--tributary-node-flags <flags>", 'extra Node/V8 flags for every tributary process, e.g. "--max-semi-space-size=64"')
+    .option("--tributary-node-flags <flags>", `Node/V8 flags for every tributary process (default: "${RECOMMENDED_NODE_FLAGS.join(" ")}", what the tributary command runs with; "" for none)`)
     .option("--seed <n>", "generator seed", positiveInt, 42)
     .option("--repeat <n>", "rounds of ceiling/naive/tributary; medians are reported", positiveInt, 1)
     .option("--no-warmup", "skip the unmeasured warm-up pass over the stream")
@@ -142,7 +143,8 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const runId = Date.now().toString(36);
   const overrides = loadOverrides(o.config);
-  const tribFlags = o.tributaryNodeFlags ? o.tributaryNodeFlags.split(/\s+/).filter(Boolean) : [];
+  // tributary runs with the flags it ships with (the CLI's shebang, the systemd unit) unless told otherwise.
+  const tribFlags = o.tributaryNodeFlags !== undefined ? o.tributaryNodeFlags.split(/\s+/).filter(Boolean) : [...RECOMMENDED_NODE_FLAGS];
   const config = parseConfig({ ...overrides });
   const consumerDefaults = {
     pullSize: Math.min(config.batch.maxRecords * 2, config.nats.maxAckPending),
@@ -381,7 +383,7 @@ async function main(): Promise<void> {
       machine,
       startedAt: startedAt.toISOString(),
       durationSeconds: (performance.now() - t0) / 1000,
-      options: { ...o, profileDir: undefined, resultsDir: undefined },
+      options: { ...o, profileDir: undefined, resultsDir: undefined, tributaryNodeFlagsUsed: tribFlags, configUsed: overrides },
       errors,
     };
     const results: BenchResults = { ...partial, targets: evaluateTargets(partial) };

@@ -84,7 +84,7 @@ export const configSchema = z
         /** Records per commit, at most. */
         maxRecords: z.number().int().positive().default(2_000),
         /** How long a partly filled batch may wait before it is committed. */
-        maxWait: duration.default(50),
+        maxWait: duration.default(20),
       })
       .prefault({}),
     limits: z

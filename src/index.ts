@@ -24,4 +24,5 @@ export { enrich, enrichRecord } from "./operators/enrich.js";
 export { aggregate, aggregateBatch } from "./operators/aggregate.js";
 export { batchForCommit } from "./operators/batch.js";
 export { ConfigError, StorageError, CheckpointError, SourceError } from "./errors.js";
+export { RECOMMENDED_NODE_FLAGS } from "./runtime.js";
 export * from "./types.js";

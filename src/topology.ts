@@ -28,7 +28,7 @@ import { aggregateBatch } from "./operators/aggregate.js";
 import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS, SilverStore } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS, GoldStore } from "./sinks/gold.js";
-import { derivedLayerStorage, preflight } from "./sinks/database.js";
+import { SMALL_CACHE_KIB, derivedLayerStorage, preflight } from "./sinks/database.js";
 import { PipelineMetrics, entityLabel } from "./sinks/metrics.js";
 import { startHttpServer, type HttpListen } from "./http.js";
 import type { Server } from "node:http";
@@ -246,9 +246,11 @@ export class Topology {
     const dir = this.config.dataDir;
     try {
       preflight(dir, { bronze: BRONZE_MIGRATIONS.length, silver: SILVER_MIGRATIONS.length, gold: GOLD_MIGRATIONS.length });
-      this.bronze = new BronzeStore(dir, storage);
-      this.silver = new SilverStore(dir, derivedLayerStorage(storage));
-      this.gold = new GoldStore(dir, derivedLayerStorage(storage));
+      // This thread writes only while recovering; afterwards it looks up positions and segments.
+      const small = { ...storage, cacheKib: SMALL_CACHE_KIB };
+      this.bronze = new BronzeStore(dir, small);
+      this.silver = new SilverStore(dir, derivedLayerStorage(small));
+      this.gold = new GoldStore(dir, derivedLayerStorage(small));
     } catch (err) {
       await this.close();
       this.rejectDone(err);

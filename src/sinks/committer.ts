@@ -152,8 +152,9 @@ class WorkerCommitter implements Committer {
   static open(options: CommitterOptions): Promise<Committer> {
     const worker = new Worker(workerUrl("commit-worker"), {
       workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults },
-      // The worker's heap holds one batch at a time; SQLite's page cache lives outside it.
-      resourceLimits: { maxOldGenerationSizeMb: 256 },
+      // The worker's heap holds a few batches at a time (SQLite's page cache lives outside it);
+      // without a limit V8 lets garbage pile up to gigabytes before a full collection.
+      resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },
     });
     return new Promise((resolve, reject) => {
       const onMessage = (m: WorkerReply) => {

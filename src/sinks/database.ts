@@ -20,7 +20,17 @@ export interface StorageOptions {
   readonly busyTimeout: number;
   /** Open read-only (for queries from another process). */
   readonly readonly?: boolean;
+  /** Page cache of this connection in KiB (default {@link DEFAULT_CACHE_KIB}). */
+  readonly cacheKib?: number;
 }
+
+/** Page cache of a connection that writes silver or gold, whose keys arrive in random order. */
+export const DEFAULT_CACHE_KIB = 16_384;
+/**
+ * Page cache of bronze's writer and of connections that only look things up. Bronze is append-only:
+ * its writer touches the right edge of its B-trees, and a larger cache only adds resident memory.
+ */
+export const SMALL_CACHE_KIB = 4_096;
 
 /**
  * Storage options for silver and gold. They always run at `synchronous = NORMAL`: after a power
@@ -68,7 +78,7 @@ export function openLayer(dataDir: string, layer: Layer, migrations: readonly st
     if (sync !== wanted) throw new StorageError(`${file}: synchronous is ${sync}, expected ${wanted}`);
     db.pragma("foreign_keys = OFF");
     db.pragma("temp_store = MEMORY");
-    db.pragma("cache_size = -32000");
+    db.pragma(`cache_size = -${Math.max(64, Math.floor(options.cacheKib ?? DEFAULT_CACHE_KIB))}`);
     // Checkpoint the WAL every ~40 MB instead of every ~4 MB: pages rewritten by many batches
     // (index pages, gold buckets) are copied into the database once per checkpoint, not per batch.
     if (!options.readonly) db.pragma("wal_autocheckpoint = 10000");

@@ -9,7 +9,7 @@ import { aggregateBatch } from "../operators/aggregate.js";
 import { BronzeStore } from "./bronze.js";
 import { SilverStore, type Committed, type SilverResult } from "./silver.js";
 import { GoldStore } from "./gold.js";
-import { derivedLayerStorage, type StorageOptions } from "./database.js";
+import { SMALL_CACHE_KIB, derivedLayerStorage, type StorageOptions } from "./database.js";
 
 /** Named points of the commit protocol where `TRIBUTARY_CRASH_POINT` can kill the process. */
 export const CRASH_POINTS = ["before_bronze", "after_bronze", "after_silver", "after_gold"] as const;
@@ -73,7 +73,7 @@ export class LayerWriter {
   private batches = 0;
 
   constructor(dataDir: string, storage: StorageOptions, private readonly faults: Faults) {
-    this.bronze = new BronzeStore(dataDir, storage);
+    this.bronze = new BronzeStore(dataDir, { ...storage, cacheKib: SMALL_CACHE_KIB });
     try {
       this.silver = new SilverStore(dataDir, derivedLayerStorage(storage));
       try {

@@ -29,7 +29,7 @@ describe("parseConfig: defaults", () => {
     });
     expect(c.dataDir).toBe("./data");
     expect(c.dedupe).toEqual({ window: 7 * 86_400_000, maxEntries: 200_000 });
-    expect(c.batch).toEqual({ maxRecords: 2_000, maxWait: 50 });
+    expect(c.batch).toEqual({ maxRecords: 2_000, maxWait: 20 });
     expect(c.limits).toEqual({ maxPayloadBytes: 1_048_576 });
     expect(c.storage).toEqual({ synchronous: "full", busyTimeout: 10_000, commitThread: "worker" });
   });
