@@ -4,8 +4,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import type { StorageOptions } from "./database.js";
-import { LayerWriter, type Faults, type WireRecord } from "./writer.js";
-import { serializeError, wireCodec, type WorkerReply, type WorkerRequest } from "./committer.js";
+import { LayerWriter, type Faults } from "./writer.js";
+import { decodeBatch, serializeError, type WorkerReply, type WorkerRequest } from "./committer.js";
 
 const port = parentPort!;
 const { dataDir, storage, faults } = workerData as { dataDir: string; storage: StorageOptions; faults: Faults };
@@ -19,7 +19,6 @@ try {
   post({ type: "error", id: null, error: serializeError(err) });
 }
 
-const codec = wireCodec();
 let failed = false;
 
 port.on("message", (m: WorkerRequest) => {
@@ -33,7 +32,7 @@ port.on("message", (m: WorkerRequest) => {
   if (failed || !writer) return;
   const id = m.id;
   try {
-    const batch = codec.unpack(m.buf) as WireRecord[];
+    const batch = decodeBatch(m.wire);
     writer.commit(batch, {
       bronze: (seqs, ms) => post({ type: "bronze", id, seqs, ms }),
       silver: (summary, ms) => post({ type: "silver", id, summary, ms }),

@@ -5,7 +5,6 @@
  * worker threads are unwelcome may prefer. Both run {@link LayerWriter}.
  */
 import { Worker } from "node:worker_threads";
-import { Packr } from "msgpackr";
 import type { Staged } from "../types.js";
 import { CheckpointError, StorageError } from "../errors.js";
 import { layerPath, type StorageOptions } from "./database.js";
@@ -67,7 +66,7 @@ export type WorkerReply =
   | { readonly type: "error"; readonly id: number | null; readonly error: SerializedError };
 
 /** Messages to the commit worker. */
-export type WorkerRequest = { readonly type: "batch"; readonly id: number; readonly buf: Uint8Array } | { readonly type: "close" };
+export type WorkerRequest = { readonly type: "batch"; readonly id: number; readonly wire: WireBatch } | { readonly type: "close" };
 
 export interface SerializedError {
   readonly name: string;
@@ -89,26 +88,59 @@ function deserializeError(s: SerializedError): Error {
   return e;
 }
 
-/** The batch codec shared by both ends: records with repeated shapes pack compactly. */
-export const wireCodec = (): Packr => new Packr({ useRecords: true });
+/**
+ * A batch on its way to the commit worker: the payloads concatenated into one buffer, their
+ * lengths, and everything else as one JSON text. V8's JSON is native and fast for these plain
+ * records (numbers, strings, nulls); the payloads, which are binary, never pass through it.
+ * Both buffers are transferred, not copied.
+ */
+export interface WireBatch {
+  readonly json: string;
+  readonly payloads: Uint8Array;
+  readonly lengths: Uint32Array;
+}
 
-/** A staged record without its ack handle. */
-function toWire(s: Staged): WireRecord {
-  const m = s.msg;
-  return {
-    msg: {
-      origin: m.origin,
-      originSeq: m.originSeq,
-      subject: m.subject,
-      data: m.data,
-      receivedAt: m.receivedAt,
-      publishedAt: m.publishedAt,
-      contentType: m.contentType,
-      msgId: m.msgId,
-    },
-    entity: s.entity,
-    outcome: s.outcome,
-  };
+type WireRow = [origin: string, originSeq: number, subject: string, receivedAt: number, publishedAt: number | null, contentType: string | null, msgId: string | null, entity: string, outcome: WireRecord["outcome"]];
+
+/** Encodes a batch for the worker. */
+export function encodeBatch(batch: readonly Staged[]): WireBatch {
+  const n = batch.length;
+  const lengths = new Uint32Array(n);
+  const rows: WireRow[] = new Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) {
+    const s = batch[i]!;
+    const m = s.msg;
+    lengths[i] = m.data.byteLength;
+    total += m.data.byteLength;
+    rows[i] = [m.origin, m.originSeq, m.subject, m.receivedAt, m.publishedAt, m.contentType, m.msgId, s.entity, s.outcome];
+  }
+  const payloads = new Uint8Array(total);
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    payloads.set(batch[i]!.msg.data, at);
+    at += lengths[i]!;
+  }
+  return { json: JSON.stringify(rows), payloads, lengths };
+}
+
+/** Decodes a batch in the worker; each payload is a view into the one transferred buffer. */
+export function decodeBatch(wire: WireBatch): WireRecord[] {
+  const rows = JSON.parse(wire.json) as WireRow[];
+  const payloads = Buffer.from(wire.payloads.buffer, wire.payloads.byteOffset, wire.payloads.byteLength);
+  const out: WireRecord[] = new Array(rows.length);
+  let at = 0;
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const len = wire.lengths[i]!;
+    out[i] = {
+      msg: { origin: r[0], originSeq: r[1], subject: r[2], data: payloads.subarray(at, at + len), receivedAt: r[3], publishedAt: r[4], contentType: r[5], msgId: r[6] },
+      entity: r[7],
+      outcome: r[8],
+    };
+    at += len;
+  }
+  return out;
 }
 
 /**
@@ -131,7 +163,6 @@ interface Pending {
 }
 
 class WorkerCommitter implements Committer {
-  private readonly codec = wireCodec();
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private failure: Error | null = null;
@@ -199,12 +230,10 @@ class WorkerCommitter implements Committer {
   submit(batch: readonly Staged[], reports: CommitReports): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const packed = this.codec.pack(batch.map(toWire));
-    // The packer reuses one large buffer; hand over an exact copy so the transfer moves only the batch.
-    const buf = new Uint8Array(packed);
+    const wire = encodeBatch(batch);
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { reports, resolve, reject });
-      this.worker.postMessage({ type: "batch", id, buf } satisfies WorkerRequest, [buf.buffer]);
+      this.worker.postMessage({ type: "batch", id, wire } satisfies WorkerRequest, [wire.payloads.buffer as ArrayBuffer, wire.lengths.buffer as ArrayBuffer]);
     });
   }
 

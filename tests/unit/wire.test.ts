@@ -1,0 +1,36 @@
+import { describe, expect, it } from "vitest";
+import { decodeBatch, encodeBatch } from "../../src/sinks/committer.js";
+import type { Staged } from "../../src/types.js";
+import { sourceMessage } from "./fixtures.js";
+
+describe("the batch wire format to the commit worker", () => {
+  it("carries every field of every record, binary payloads byte for byte, and drops the ack handle", () => {
+    const batch: Staged[] = [
+      {
+        msg: sourceMessage({ originSeq: 7, data: Uint8Array.of(0, 255, 10, 13, 0x80), publishedAt: 1_700_000_000_123, msgId: "tx-1", contentType: "application/msgpack", ack: () => undefined }),
+        entity: "transactions",
+        outcome: {
+          status: "valid",
+          record: { entity: "transactions", id: "tx-1", customer_id: "c\u00e9\ud83d\ude00", eventAt: 1_700_000_000_000, amount: 0.1 + 0.2, currency: "EUR", amount_base: 1.0832999999999999, customer_segment: "retail" },
+        },
+      },
+      { msg: sourceMessage({ originSeq: 8, data: new Uint8Array(0) }), entity: "nope", outcome: { status: "quarantined", reason: "unknown_entity", field: null, detail: 'subject "x" \\ names no entity' } },
+      {
+        msg: sourceMessage({ originSeq: 9, subject: "tributary.customers", data: Buffer.from("{}") }),
+        entity: "customers",
+        outcome: { status: "valid", record: { entity: "customers", id: "c1", customer_id: "c1", eventAt: null, name: null, email: "a@b", registration_at: null, customer_segment: "smb" } },
+      },
+    ];
+    const wire = encodeBatch(batch);
+    // What the worker receives is a structured clone; the round trip must not depend on sharing memory.
+    const decoded = decodeBatch(structuredClone(wire));
+    expect(decoded).toHaveLength(3);
+    for (let i = 0; i < batch.length; i++) {
+      const { ack: _ack, ...msg } = batch[i]!.msg;
+      expect({ ...decoded[i]!.msg, data: [...decoded[i]!.msg.data] }).toEqual({ ...msg, data: [...msg.data] });
+      expect(decoded[i]!.entity).toBe(batch[i]!.entity);
+      expect(decoded[i]!.outcome).toEqual(batch[i]!.outcome);
+      expect("ack" in decoded[i]!.msg).toBe(false);
+    }
+  });
+});
