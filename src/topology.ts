@@ -23,7 +23,7 @@ import { decodeMessage } from "./operators/decode.js";
 import { validateRecord } from "./operators/validate.js";
 import { DedupeWindow, dedupeRecord } from "./operators/dedupe.js";
 import { enrichRecord, type SegmentDirectory } from "./operators/enrich.js";
-import { batchForCommit } from "./operators/batch.js";
+import { batchForCommit, type BatchGate } from "./operators/batch.js";
 import { aggregateBatch } from "./operators/aggregate.js";
 import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS, SilverStore } from "./sinks/silver.js";
@@ -128,6 +128,34 @@ class SilverSegments implements SegmentDirectory {
 }
 
 const NO_PROFILE = "\u0000none";
+
+/**
+ * Open while no batch is waiting for its bronze commit. Partial batches wait behind it, so under
+ * load they grow to what the commit thread keeps up with (fewer, larger commits), while under
+ * light load they leave after `batch.maxWait`.
+ */
+class CommitGate implements BatchGate {
+  private waiting = 0;
+  private readonly listeners = new Set<() => void>();
+  get open(): boolean {
+    return this.waiting === 0;
+  }
+  submitted(): void {
+    this.waiting++;
+  }
+  bronzeCommitted(): void {
+    this.waiting--;
+    // Not synchronously: an inline committer is still inside this batch's commit (silver and
+    // gold follow), and the next batch must not start before it ends.
+    queueMicrotask(() => {
+      for (const l of [...this.listeners]) l();
+    });
+  }
+  onOpen(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}
 
 /**
  * A running (or runnable) tributary pipeline.
@@ -278,13 +306,14 @@ export class Topology {
     const segments = new SilverSegments(this.silver);
     const committer = this.committer;
     const cumulativeAck = this.options.source.kind === "jetstream";
+    const gate = new CommitGate();
 
     const pipeline$ = source$.pipe(
       takeUntil(this.stop$),
       this.admit(),
       this.stages(segments),
-      batchForCommit<Staged>({ maxRecords: this.config.batch.maxRecords, maxWaitMs: this.config.batch.maxWait }),
-      mergeMap((batch) => this.commit(committer, batch, cumulativeAck), MAX_BATCHES_IN_FLIGHT),
+      batchForCommit<Staged>({ maxRecords: this.config.batch.maxRecords, maxWaitMs: this.config.batch.maxWait, gate }),
+      mergeMap((batch) => this.commit(committer, batch, cumulativeAck, gate), MAX_BATCHES_IN_FLIGHT),
     );
     this.running = true;
     pipeline$.subscribe({
@@ -366,7 +395,7 @@ export class Topology {
    * acknowledged (one cumulative ack for JetStream); after silver and gold, stats, metrics and the
    * features cache are brought up to date.
    */
-  private commit(committer: Committer, batch: Staged[], cumulativeAck: boolean): Promise<void> {
+  private commit(committer: Committer, batch: Staged[], cumulativeAck: boolean, gate: CommitGate): Promise<void> {
     // Take what the reports need now, so the batch itself can be collected while it commits:
     // records that outlive a young-generation GC get promoted, and old-generation GC is costly.
     const n = batch.length;
@@ -389,6 +418,7 @@ export class Topology {
     if (cumulativeAck && batch[n - 1]!.msg.ack) acks.push(batch[n - 1]!.msg.ack!);
     let publishedAt: number[] = [];
     let perEntity = new Map<string, number>();
+    gate.submitted();
     return committer.submit(batch, {
       bronze: (seqs, ms) => {
         this.metrics?.commitSeconds.observe({ layer: "bronze" }, ms / 1000);
@@ -415,6 +445,7 @@ export class Topology {
           this.metrics.batchSize.observe(n);
           if (committed > 0) this.metrics.position.set({ layer: "bronze" }, last);
         }
+        gate.bronzeCommitted();
       },
       silver: (summary, ms) => {
         this.metrics?.commitSeconds.observe({ layer: "silver" }, ms / 1000);

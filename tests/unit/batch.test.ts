@@ -145,3 +145,64 @@ describe("batchForCommit (marble tests)", () => {
     });
   });
 });
+
+describe("batchForCommit with a gate (smart batching)", () => {
+  /** A gate the test opens and closes at virtual times. */
+  function manualGate(open: boolean) {
+    const listeners = new Set<() => void>();
+    return {
+      open,
+      onOpen(l: () => void) {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+      set(value: boolean) {
+        this.open = value;
+        if (value) for (const l of [...listeners]) l();
+      },
+    };
+  }
+
+  it("holds a partial batch past maxWaitMs while the gate is closed, letting it grow, and emits it when the gate opens", () => {
+    const ts = scheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const gate = manualGate(false);
+      ts.schedule(() => gate.set(true), 20);
+      // a at 0, b at 5, c at 15, d at 30, complete at 50. Due at 10 but the gate is closed, so c
+      // joins; the gate opens at 20. d then waits its own 10 ms with the gate open.
+      const source = cold("a 4ms b 9ms c 14ms d 19ms |");
+      expectObservable(source.pipe(batchForCommit({ maxRecords: 100, maxWaitMs: 10, scheduler: ts, gate }))).toBe("20ms x 19ms y 9ms |", {
+        x: ["a", "b", "c"],
+        y: ["d"],
+      });
+    });
+  });
+
+  it("emits at maxWaitMs as without a gate when the gate is open", () => {
+    const ts = scheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const gate = manualGate(true);
+      const source = cold("a 4ms b 20ms |");
+      expectObservable(source.pipe(batchForCommit({ maxRecords: 100, maxWaitMs: 10, scheduler: ts, gate }))).toBe("10ms x 15ms |", { x: ["a", "b"] });
+    });
+  });
+
+  it("never holds a full batch, even with the gate closed", () => {
+    const ts = scheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const gate = manualGate(false);
+      expectObservable(cold("-a-b-c-d-|").pipe(batchForCommit({ maxRecords: 2, maxWaitMs: 1000, scheduler: ts, gate }))).toBe("---x---y-|", {
+        x: ["a", "b"],
+        y: ["c", "d"],
+      });
+    });
+  });
+
+  it("emits what it holds on completion even with the gate closed", () => {
+    const ts = scheduler();
+    ts.run(({ cold, expectObservable }) => {
+      const gate = manualGate(false);
+      expectObservable(cold("a 20ms |").pipe(batchForCommit({ maxRecords: 100, maxWaitMs: 5, scheduler: ts, gate }))).toBe("21ms (x|)", { x: ["a"] });
+    });
+  });
+});
