@@ -146,7 +146,7 @@ export async function runMicro(o: MicroOptions): Promise<MicroResult[]> {
     const items: Committed[] = silverBatches.next().map((staged: Staged) => ({ staged, bronzeSeq: ++silverSeq }));
     sink.n += silver.apply(items, silverSeq).accepted.length;
   });
-  add("sqlite gold apply", "one transaction, daily + lifetime upserts", () => {
+  add("sqlite gold apply", "one transaction, daily upserts + profiles", () => {
     gold.apply(deltas[deltaIndex++ % deltas.length]!);
   });
   try {

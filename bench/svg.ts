@@ -3,7 +3,7 @@
  * load, as a self-contained SVG that GitHub renders inline in the README. Written by hand: a few
  * rectangles and labels do not justify a charting dependency. Re-render from a results file with
  *
- *   node dist/bench/svg.js bench/results/latest.json bench/results/bench.svg
+ *   node dist/bench/svg.js bench/results/dd7668c.json bench/results/bench.svg
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
