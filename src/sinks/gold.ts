@@ -8,6 +8,21 @@ import type { Statement } from "better-sqlite3";
 import type { GoldDelta } from "../operators/aggregate.js";
 import { CHECKPOINT_TABLE, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
 
+/** `customer_features` in readable units; both schema versions create it the same way. */
+const FEATURES_CURRENT_VIEW = `
+  CREATE VIEW customer_features_current AS
+    SELECT customer_id, customer_segment,
+      purchase_frequency,
+      round(total_spend_micros / 1e6, 2) AS total_spend,
+      CASE WHEN purchase_frequency > 0 THEN round(total_spend_micros / 1e6 / purchase_frequency, 2) END AS avg_transaction_value,
+      strftime('%Y-%m-%dT%H:%M:%fZ', first_transaction_at / 1000.0, 'unixepoch') AS first_transaction_at,
+      strftime('%Y-%m-%dT%H:%M:%fZ', last_transaction_at / 1000.0, 'unixepoch') AS last_transaction_at,
+      session_count,
+      CASE WHEN session_count > 0 THEN round(session_ms / 1000.0 / session_count, 3) END AS avg_session_duration_seconds,
+      interaction_count, event_count,
+      strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
+    FROM customer_features;`;
+
 /** Money columns hold millionths of the base currency; time columns hold epoch milliseconds. */
 export const GOLD_MIGRATIONS: readonly string[] = [
   `
@@ -44,18 +59,7 @@ export const GOLD_MIGRATIONS: readonly string[] = [
     interaction_count INTEGER NOT NULL DEFAULT 0,
     event_count INTEGER NOT NULL DEFAULT 0
   ) WITHOUT ROWID;
-  CREATE VIEW customer_features_current AS
-    SELECT customer_id, customer_segment,
-      purchase_frequency,
-      round(total_spend_micros / 1e6, 2) AS total_spend,
-      CASE WHEN purchase_frequency > 0 THEN round(total_spend_micros / 1e6 / purchase_frequency, 2) END AS avg_transaction_value,
-      strftime('%Y-%m-%dT%H:%M:%fZ', first_transaction_at / 1000.0, 'unixepoch') AS first_transaction_at,
-      strftime('%Y-%m-%dT%H:%M:%fZ', last_transaction_at / 1000.0, 'unixepoch') AS last_transaction_at,
-      session_count,
-      CASE WHEN session_count > 0 THEN round(session_ms / 1000.0 / session_count, 3) END AS avg_session_duration_seconds,
-      interaction_count, event_count,
-      strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
-    FROM customer_features;
+  ${FEATURES_CURRENT_VIEW}
   `,
   // v2: lifetime totals are derived from the buckets instead of upserted at every commit (that
   // upsert was a quarter of all SQLite time). The table held nothing the buckets do not.
@@ -88,18 +92,7 @@ export const GOLD_MIGRATIONS: readonly string[] = [
       coalesce(t.interaction_count, 0) AS interaction_count,
       coalesce(t.event_count, 0) AS event_count
     FROM ids LEFT JOIN totals t ON t.customer_id = ids.customer_id LEFT JOIN customer_profile p ON p.customer_id = ids.customer_id;
-  CREATE VIEW customer_features_current AS
-    SELECT customer_id, customer_segment,
-      purchase_frequency,
-      round(total_spend_micros / 1e6, 2) AS total_spend,
-      CASE WHEN purchase_frequency > 0 THEN round(total_spend_micros / 1e6 / purchase_frequency, 2) END AS avg_transaction_value,
-      strftime('%Y-%m-%dT%H:%M:%fZ', first_transaction_at / 1000.0, 'unixepoch') AS first_transaction_at,
-      strftime('%Y-%m-%dT%H:%M:%fZ', last_transaction_at / 1000.0, 'unixepoch') AS last_transaction_at,
-      session_count,
-      CASE WHEN session_count > 0 THEN round(session_ms / 1000.0 / session_count, 3) END AS avg_session_duration_seconds,
-      interaction_count, event_count,
-      strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
-    FROM customer_features;
+  ${FEATURES_CURRENT_VIEW}
   `,
 ];
 

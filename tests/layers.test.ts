@@ -1,0 +1,73 @@
+/**
+ * The layer writer on either thread, and gold's schema migration. Real SQLite files in temp dirs.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { createTopology } from "../src/topology.js";
+import { GOLD_MIGRATIONS } from "../src/sinks/gold.js";
+import { openLayer } from "../src/sinks/database.js";
+import { dumpLayers } from "./helpers/tables.js";
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), "trib-layers-"));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe("commit thread", () => {
+  it("gives table-identical silver and gold on the worker thread and inline, with small batches", async () => {
+    const dumps = [];
+    for (const commitThread of ["worker", "inline"] as const) {
+      const dir = tmp();
+      const t = createTopology({
+        dataDir: dir,
+        source: { kind: "generator", messages: 6_000, seed: 7 },
+        config: { storage: { commitThread }, batch: { maxRecords: 250 } },
+        metrics: false,
+      });
+      await t.start();
+      const stats = await t.done;
+      expect(stats.bronze).toBe(6_000);
+      dumps.push(dumpLayers(dir));
+    }
+    expect(dumps[0]!["gold.customer_daily"]!.length).toBeGreaterThan(100);
+    expect(dumps[0]).toEqual(dumps[1]);
+  });
+});
+
+describe("gold schema 2", () => {
+  it("turns schema 1's customer_features table into a view over the buckets, keeping every bucket", () => {
+    const dir = tmp();
+    const storage = { synchronous: "normal" as const, busyTimeout: 1000 };
+    const v1 = openLayer(dir, "gold", GOLD_MIGRATIONS.slice(0, 1), storage);
+    v1.prepare("INSERT INTO customer_daily VALUES ('c1', 20500, 2, 5000000, 100, 200, 1, 60000, 0, 3)").run();
+    v1.prepare("INSERT INTO customer_daily VALUES ('c1', 20501, 1, 1500000, 300, 300, 0, 0, 4, 0)").run();
+    v1.prepare("INSERT INTO customer_profile VALUES ('c2', 'smb', 42, 9)").run();
+    v1.prepare("INSERT INTO customer_features (customer_id, purchase_frequency) VALUES ('stale', 99)").run();
+    expect(v1.pragma("user_version", { simple: true })).toBe(1);
+    v1.close();
+
+    const v2 = openLayer(dir, "gold", GOLD_MIGRATIONS, storage);
+    v2.close();
+    const db = new Database(join(dir, "gold.sqlite"), { readonly: true });
+    try {
+      expect(db.pragma("user_version", { simple: true })).toBe(2);
+      expect(db.prepare("SELECT type FROM sqlite_master WHERE name = 'customer_features'").pluck().get()).toBe("view");
+      expect(db.prepare("SELECT count(*) FROM customer_daily").pluck().get()).toBe(2);
+      expect(db.prepare("SELECT * FROM customer_features ORDER BY customer_id").all()).toEqual([
+        { customer_id: "c1", customer_segment: "unknown", registration_at: null, purchase_frequency: 3, total_spend_micros: 6_500_000, first_transaction_at: 100, last_transaction_at: 300, session_count: 1, session_ms: 60_000, interaction_count: 4, event_count: 3 },
+        { customer_id: "c2", customer_segment: "smb", registration_at: 42, purchase_frequency: 0, total_spend_micros: 0, first_transaction_at: null, last_transaction_at: null, session_count: 0, session_ms: 0, interaction_count: 0, event_count: 0 },
+      ]);
+      expect(db.prepare("SELECT total_spend, avg_transaction_value FROM customer_features_current WHERE customer_id = 'c1'").get()).toEqual({ total_spend: 6.5, avg_transaction_value: 2.17 });
+    } finally {
+      db.close();
+    }
+  });
+});
