@@ -21,7 +21,7 @@ export { decode, decodeMessage } from "./operators/decode.js";
 export { validate, validateRecord, CONTRACT } from "./operators/validate.js";
 export { dedupe, dedupeRecord, DedupeWindow } from "./operators/dedupe.js";
 export { enrich, enrichRecord } from "./operators/enrich.js";
-export { aggregate, aggregateBatch } from "./operators/aggregate.js";
+export { aggregate, aggregateBatch, rollUpCustomers } from "./operators/aggregate.js";
 export { batchForCommit } from "./operators/batch.js";
 export { ConfigError, StorageError, CheckpointError, SourceError } from "./errors.js";
 export { RECOMMENDED_NODE_FLAGS } from "./runtime.js";

@@ -25,7 +25,7 @@ export interface DayDelta extends Totals {
   readonly day: number;
 }
 
-/** Totals for one customer across all days in the batch. */
+/** Totals for one customer across days (see {@link rollUpCustomers}). */
 export interface CustomerDelta extends Totals {
   readonly customer_id: string;
 }
@@ -42,7 +42,6 @@ export interface ProfileUpdate {
 export interface GoldDelta {
   readonly position: number;
   readonly days: DayDelta[];
-  readonly customers: CustomerDelta[];
   readonly profiles: ProfileUpdate[];
 }
 
@@ -91,7 +90,6 @@ const maxOf = (a: number | null, b: number | null) => (a === null ? b : b === nu
  */
 export function aggregateBatch(commit: SilverCommit): GoldDelta {
   const days = new Map<string, DayDelta>();
-  const customers = new Map<string, CustomerDelta>();
   const profiles = new Map<string, ProfileUpdate>();
   for (const { record: r, bronzeSeq } of commit.accepted) {
     if (r.entity === "customers") {
@@ -110,15 +108,24 @@ export function aggregateBatch(commit: SilverCommit): GoldDelta {
       d = { customer_id: r.customer_id, day, ...emptyTotals() };
       days.set(key, d);
     }
-    let c = customers.get(r.customer_id);
-    if (c === undefined) {
-      c = { customer_id: r.customer_id, ...emptyTotals() };
-      customers.set(r.customer_id, c);
-    }
     addRecord(d, r);
-    addRecord(c, r);
   }
-  return { position: commit.position, days: [...days.values()], customers: [...customers.values()], profiles: [...profiles.values()] };
+  return { position: commit.position, days: [...days.values()], profiles: [...profiles.values()] };
+}
+
+/**
+ * Per-customer totals across days, in the order customers first appear: what gold's
+ * `customer_features` view sums, for callers that want it from a delta. Gold itself stores only
+ * the daily buckets.
+ */
+export function rollUpCustomers(days: readonly DayDelta[]): CustomerDelta[] {
+  const customers = new Map<string, CustomerDelta>();
+  for (const { customer_id, day: _day, ...t } of days) {
+    const c = customers.get(customer_id);
+    if (c === undefined) customers.set(customer_id, { customer_id, ...t });
+    else mergeTotals(c, t);
+  }
+  return [...customers.values()];
 }
 
 /** Adds one event record into totals (in place). */

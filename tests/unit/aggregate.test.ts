@@ -3,6 +3,7 @@ import { from, lastValueFrom, toArray } from "rxjs";
 import {
   aggregate,
   aggregateBatch,
+  rollUpCustomers,
   emptyTotals,
   mergeTotals,
   toMicros,
@@ -56,7 +57,7 @@ const customer = (id: string, segment: string, registration_at: number | null = 
 
 const accepted = (records: ValidRecord[], firstSeq = 1): Accepted[] => records.map((record, i) => ({ bronzeSeq: firstSeq + i, record }));
 const dayDelta = (delta: GoldDelta, customer_id: string, day: number) => delta.days.find((d) => d.customer_id === customer_id && d.day === day);
-const customerDelta = (delta: GoldDelta, customer_id: string) => delta.customers.find((c) => c.customer_id === customer_id);
+const customerDelta = (delta: GoldDelta, customer_id: string) => rollUpCustomers(delta.days).find((c) => c.customer_id === customer_id);
 
 describe("aggregateBatch", () => {
   it("passes the commit position through", () => {
@@ -64,7 +65,7 @@ describe("aggregateBatch", () => {
   });
 
   it("returns empty deltas for an empty batch", () => {
-    expect(aggregateBatch({ position: 5, accepted: [] })).toEqual({ position: 5, days: [], customers: [], profiles: [] });
+    expect(aggregateBatch({ position: 5, accepted: [] })).toEqual({ position: 5, days: [], profiles: [] });
   });
 
   it("groups by customer and UTC day", () => {
@@ -81,7 +82,7 @@ describe("aggregateBatch", () => {
     expect(dayDelta(delta, "c1", dayOf(MAR1))).toMatchObject({ tx_count: 2, tx_spend_micros: 12_000_000, tx_first_at: MAR1 + 1000, tx_last_at: MAR2 - 1 });
     expect(dayDelta(delta, "c1", dayOf(MAR2))).toMatchObject({ tx_count: 1, tx_spend_micros: 11_000_000, tx_first_at: MAR2, tx_last_at: MAR2 });
     expect(dayDelta(delta, "c2", dayOf(MAR1))).toMatchObject({ tx_count: 1, tx_spend_micros: 13_000_000 });
-    expect(delta.customers).toHaveLength(2);
+    expect(rollUpCustomers(delta.days)).toHaveLength(2);
     expect(customerDelta(delta, "c1")).toMatchObject({ tx_count: 3, tx_spend_micros: 23_000_000, tx_first_at: MAR1 + 1000, tx_last_at: MAR2 });
     expect(customerDelta(delta, "c2")).toMatchObject({ tx_count: 1, tx_spend_micros: 13_000_000, tx_first_at: MAR1 + 5000, tx_last_at: MAR1 + 5000 });
   });
@@ -156,7 +157,7 @@ describe("aggregateBatch", () => {
       bronzeSeq: 8,
     });
     expect(delta.profiles.find((p) => p.customer_id === "c2")).toEqual({ customer_id: "c2", customer_segment: "smb", registration_at: null, bronzeSeq: 4 });
-    expect(delta.customers).toHaveLength(1);
+    expect(rollUpCustomers(delta.days)).toHaveLength(1);
     expect(customerDelta(delta, "c1")).toMatchObject({ tx_count: 1, session_count: 0, event_count: 0 });
     expect(customerDelta(delta, "c2")).toBeUndefined();
   });
@@ -241,7 +242,7 @@ describe("order independence", () => {
         const key = `${customer_id}/${day}`;
         days.set(key, mergeTotals(days.get(key) ?? emptyTotals(), t));
       }
-      for (const { customer_id, ...t } of delta.customers) customers.set(customer_id, mergeTotals(customers.get(customer_id) ?? emptyTotals(), t));
+      for (const { customer_id, ...t } of rollUpCustomers(delta.days)) customers.set(customer_id, mergeTotals(customers.get(customer_id) ?? emptyTotals(), t));
     }
     const sorted = (m: Map<string, Totals>) => Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)));
     return { days: sorted(days), customers: sorted(customers) };
@@ -269,7 +270,7 @@ describe("order independence", () => {
   it("matches an independent computation of each customer's totals", () => {
     const records = workload();
     const delta = aggregateBatch({ position: 1, accepted: accepted(shuffle(records, 9)) });
-    for (const c of delta.customers) {
+    for (const c of rollUpCustomers(delta.days)) {
       const mine = records.filter((r) => r.customer_id === c.customer_id);
       const txs = mine.filter((r): r is TransactionRecord => r.entity === "transactions");
       const sessions = mine.filter((r): r is SessionRecord => r.entity === "sessions");
@@ -294,7 +295,7 @@ describe("aggregate (pipeable)", () => {
       ]).pipe(aggregate(), toArray()),
     );
     expect(out.map((d) => d.position)).toEqual([3, 4]);
-    expect(out[0]!.customers).toEqual([{ customer_id: "c1", ...emptyTotals(), tx_count: 1, tx_spend_micros: 2_000_000, tx_first_at: MAR1, tx_last_at: MAR1 }]);
+    expect(rollUpCustomers(out[0]!.days)).toEqual([{ customer_id: "c1", ...emptyTotals(), tx_count: 1, tx_spend_micros: 2_000_000, tx_first_at: MAR1, tx_last_at: MAR1 }]);
     expect(out[1]!.days).toEqual([{ customer_id: "c2", day: dayOf(MAR2), ...emptyTotals(), event_count: 1 }]);
   });
 });
