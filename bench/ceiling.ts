@@ -32,45 +32,39 @@ export interface PhaseResult {
 }
 
 /**
- * Consumes the whole stream once, acking every `ackEvery` messages and the last one.
- * Timed from before connecting until the last ack has been flushed to the server.
+ * What the hand-written consumers share: creates the durable consumer `o.consumer`, consumes the
+ * first `o.events` messages, hands each to `handle` as a `SourceMessage` (with its 1-based count;
+ * `handle` acks), then flushes. Returns the seconds and CPU seconds since `t0`/`cpu0`, measured
+ * when the last ack has reached the server, before the connection closes.
  */
-export async function runCeiling(o: ConsumerPhaseOptions & { ackEvery: number }): Promise<PhaseResult> {
-  const rss = startRssSampler();
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  const nc = await connect({ servers: o.url, name: "bench-ceiling" });
+export async function consumeEvents(
+  o: ConsumerPhaseOptions,
+  setup: { readonly name: string; readonly ackPolicy: AckPolicy; readonly t0: number; readonly cpu0: NodeJS.CpuUsage },
+  handle: (m: JsMsg, msg: SourceMessage, n: number) => void,
+): Promise<{ n: number; seconds: number; cpuSeconds: number }> {
+  const nc = await connect({ servers: o.url, name: setup.name });
   const jsm = await jetstreamManager(nc);
   await jsm.consumers.add(o.stream, {
     durable_name: o.consumer,
-    ack_policy: AckPolicy.All,
+    ack_policy: setup.ackPolicy,
     deliver_policy: DeliverPolicy.All,
     ack_wait: o.ackWaitMs * 1_000_000,
     max_ack_pending: o.maxAckPending,
   });
   const consumer = await jetstream(nc).consumers.get(o.stream, o.consumer);
-  let n = 0;
-  let decoded = 0;
   const origin = `jetstream:${o.stream}`;
-  const opts = { maxPayloadBytes: 1_048_576 };
+  let n = 0;
   await new Promise<void>((resolve, reject) => {
     let finished = false;
     const onMessage = (m: JsMsg) => {
       if (finished) return; // only the first `events` messages count
       const ct = m.headers?.get("Content-Type");
-      const msg: SourceMessage = {
-        origin,
-        originSeq: m.seq,
-        subject: m.subject,
-        data: m.data,
-        receivedAt: Date.now(),
-        publishedAt: null,
-        contentType: ct ? ct : null,
-        msgId: null,
-      };
-      if (decodeMessage(msg, opts).outcome.status === "decoded") decoded++;
       n++;
-      if (n % o.ackEvery === 0 || n === o.events) m.ack();
+      handle(
+        m,
+        { origin, originSeq: m.seq, subject: m.subject, data: m.data, receivedAt: Date.now(), publishedAt: null, contentType: ct ? ct : null, msgId: null },
+        n,
+      );
       if (n === o.events) {
         finished = true;
         resolve();
@@ -81,9 +75,26 @@ export async function runCeiling(o: ConsumerPhaseOptions & { ackEvery: number })
     }, reject);
   });
   await nc.flush();
-  const seconds = (performance.now() - t0) / 1000;
-  const cpuSeconds = cpuSince(cpu0);
-  rss.stop();
+  const seconds = (performance.now() - setup.t0) / 1000;
+  const cpuSeconds = cpuSince(setup.cpu0);
   await nc.close();
+  return { n, seconds, cpuSeconds };
+}
+
+/**
+ * Consumes the whole stream once, acking every `ackEvery` messages and the last one.
+ * Timed from before connecting until the last ack has been flushed to the server.
+ */
+export async function runCeiling(o: ConsumerPhaseOptions & { ackEvery: number }): Promise<PhaseResult> {
+  const rss = startRssSampler();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const opts = { maxPayloadBytes: 1_048_576 };
+  let decoded = 0;
+  const { n, seconds, cpuSeconds } = await consumeEvents(o, { name: "bench-ceiling", ackPolicy: AckPolicy.All, t0, cpu0 }, (m, msg, k) => {
+    if (decodeMessage(msg, opts).outcome.status === "decoded") decoded++;
+    if (k % o.ackEvery === 0 || k === o.events) m.ack();
+  });
+  rss.stop();
   return { events: n, seconds, eps: n / seconds, peakRssMb: peakRssMb(), cpuSeconds, decoded, rssSamples: rss.samples };
 }

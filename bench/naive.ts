@@ -14,14 +14,12 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { connect } from "@nats-io/transport-node";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from "@nats-io/jetstream";
+import { AckPolicy } from "@nats-io/jetstream";
 import { decodeMessage } from "../src/operators/decode.js";
 import { validateRecord } from "../src/operators/validate.js";
 import { DEFAULT_RATES } from "../src/config.js";
-import type { SourceMessage } from "../src/types.js";
-import { cpuSince, peakRssMb, startRssSampler } from "./stats.js";
-import type { ConsumerPhaseOptions, PhaseResult } from "./ceiling.js";
+import { peakRssMb, startRssSampler } from "./stats.js";
+import { consumeEvents, type ConsumerPhaseOptions, type PhaseResult } from "./ceiling.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS records (
@@ -68,64 +66,25 @@ export async function runNaive(
   );
   const insertQuarantine = db.prepare("INSERT INTO quarantine (stream_seq, entity, reason, field) VALUES (?, ?, ?, ?)");
 
-  const nc = await connect({ servers: o.url, name: "bench-naive" });
-  const jsm = await jetstreamManager(nc);
-  await jsm.consumers.add(o.stream, {
-    durable_name: o.consumer,
-    ack_policy: AckPolicy.Explicit,
-    deliver_policy: DeliverPolicy.All,
-    ack_wait: o.ackWaitMs * 1_000_000,
-    max_ack_pending: o.maxAckPending,
-  });
-  const consumer = await jetstream(nc).consumers.get(o.stream, o.consumer);
-  const origin = `jetstream:${o.stream}`;
   const decodeOpts = { maxPayloadBytes: 1_048_576 };
   const validateOpts = { rates: DEFAULT_RATES };
-  let n = 0;
   let valid = 0;
   let quarantined = 0;
-  await new Promise<void>((resolve, reject) => {
-    let finished = false;
-    const onMessage = (m: JsMsg) => {
-      if (finished) return; // only the first `events` messages count
-      const ct = m.headers?.get("Content-Type");
-      const msg: SourceMessage = {
-        origin,
-        originSeq: m.seq,
-        subject: m.subject,
-        data: m.data,
-        receivedAt: Date.now(),
-        publishedAt: null,
-        contentType: ct ? ct : null,
-        msgId: null,
-      };
-      const staged = validateRecord(decodeMessage(msg, decodeOpts), validateOpts);
-      const out = staged.outcome;
-      if (out.status === "valid") {
-        const r = out.record;
-        const stmt = r.entity === "customers" ? upsertProfile : insertEvent;
-        stmt.run(r.entity, r.id, r.customer_id, r.eventAt, m.seq, JSON.stringify(r));
-        valid++;
-      } else if (out.status === "quarantined") {
-        insertQuarantine.run(m.seq, staged.entity, out.reason, out.field);
-        quarantined++;
-      }
-      m.ack();
-      n++;
-      if (n === o.events) {
-        finished = true;
-        resolve();
-      }
-    };
-    consumer.consume({ max_messages: o.pullSize, callback: onMessage }).then((h) => {
-      void h.closed().then((err) => err && reject(err));
-    }, reject);
+  const { n, seconds, cpuSeconds } = await consumeEvents(o, { name: "bench-naive", ackPolicy: AckPolicy.Explicit, t0, cpu0 }, (m, msg) => {
+    const staged = validateRecord(decodeMessage(msg, decodeOpts), validateOpts);
+    const out = staged.outcome;
+    if (out.status === "valid") {
+      const r = out.record;
+      const stmt = r.entity === "customers" ? upsertProfile : insertEvent;
+      stmt.run(r.entity, r.id, r.customer_id, r.eventAt, m.seq, JSON.stringify(r));
+      valid++;
+    } else if (out.status === "quarantined") {
+      insertQuarantine.run(m.seq, staged.entity, out.reason, out.field);
+      quarantined++;
+    }
+    m.ack();
   });
-  await nc.flush();
-  const seconds = (performance.now() - t0) / 1000;
-  const cpuSeconds = cpuSince(cpu0);
   rss.stop();
-  await nc.close();
   db.close();
   return { events: n, seconds, eps: n / seconds, peakRssMb: peakRssMb(), cpuSeconds, valid, quarantined, pragmas, rssSamples: rss.samples };
 }

@@ -1,7 +1,7 @@
 /**
  * Where the layer writer runs. `worker` (the default) commits on a worker thread, so the thread
  * that runs the NATS client and the operators never waits for SQLite; batches are handed over as
- * one MessagePack buffer. `inline` commits on the calling thread, as a library embedded where
+ * one JSON text plus one payload buffer ({@link encodeBatch}). `inline` commits on the calling thread, as a library embedded where
  * worker threads are unwelcome may prefer. Both run {@link LayerWriter}.
  */
 import { Worker } from "node:worker_threads";
