@@ -41,9 +41,14 @@ CREATE TABLE IF NOT EXISTS quarantine (
 /** The file the naive consumer writes in `dataDir`. */
 export const NAIVE_FILE = "naive.sqlite";
 
-/** Consumes the whole stream once, one transaction and one ack per message. */
+/**
+ * Consumes the whole stream once, one transaction and one ack per message; or, with `batchEvery`,
+ * one transaction and one cumulative ack (AckPolicy.All) per `batchEvery` messages. The batched
+ * form is the single-table floor: the least a consumer that keeps one durable SQLite row per event
+ * can cost on this client and server, with no dedupe window, layers or aggregates.
+ */
 export async function runNaive(
-  o: ConsumerPhaseOptions & { dataDir: string; sqliteDefaults?: boolean; synchronous?: "normal" | "full" },
+  o: ConsumerPhaseOptions & { dataDir: string; sqliteDefaults?: boolean; synchronous?: "normal" | "full"; batchEvery?: number },
 ): Promise<PhaseResult> {
   const rss = startRssSampler();
   const cpu0 = process.cpuUsage();
@@ -70,7 +75,10 @@ export async function runNaive(
   const validateOpts = { rates: DEFAULT_RATES };
   let valid = 0;
   let quarantined = 0;
-  const { n, seconds, cpuSeconds } = await consumeEvents(o, { name: "bench-naive", ackPolicy: AckPolicy.Explicit, t0, cpu0 }, (m, msg) => {
+  const batchEvery = o.batchEvery ?? 0;
+  const ackPolicy = batchEvery > 0 ? AckPolicy.All : AckPolicy.Explicit;
+  const { n, seconds, cpuSeconds } = await consumeEvents(o, { name: "bench-naive", ackPolicy, t0, cpu0 }, (m, msg, k) => {
+    if (batchEvery > 0 && !db.inTransaction) db.exec("BEGIN");
     const staged = validateRecord(decodeMessage(msg, decodeOpts), validateOpts);
     const out = staged.outcome;
     if (out.status === "valid") {
@@ -82,9 +90,13 @@ export async function runNaive(
       insertQuarantine.run(m.seq, staged.entity, out.reason, out.field);
       quarantined++;
     }
-    m.ack();
+    if (batchEvery === 0) m.ack();
+    else if (k % batchEvery === 0 || k === o.events) {
+      db.exec("COMMIT");
+      m.ack();
+    }
   });
   rss.stop();
   db.close();
-  return { events: n, seconds, eps: n / seconds, peakRssMb: peakRssMb(), cpuSeconds, valid, quarantined, pragmas, rssSamples: rss.samples };
+  return { events: n, seconds, eps: n / seconds, peakRssMb: peakRssMb(), cpuSeconds, valid, quarantined, pragmas, batchEvery, rssSamples: rss.samples };
 }

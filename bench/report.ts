@@ -37,6 +37,12 @@ export interface BenchResults {
   readonly tributary_eps: number;
   readonly ratio_ceiling: number;
   readonly ratio_naive: number;
+  /**
+   * The single-table floor: the naive consumer with one transaction and one cumulative ack per
+   * batch. What keeping one durable SQLite row per event costs at the least; `ratio` is tributary's
+   * throughput over it.
+   */
+  readonly floor: { eps: number; ratio_ceiling: number; ratio: number };
   /** The naive consumer at synchronous=NORMAL, whose acks can outrun a power cut (null when skipped). */
   readonly naive_relaxed: { events: number; eps: number; pragmas: string; ratio: number } | null;
   /** The naive consumer with SQLite's default pragmas, on the first events only (null when skipped). */
@@ -46,7 +52,7 @@ export interface BenchResults {
   /** Peak RSS of the tributary process in the main run. */
   readonly rss_mb: number;
   readonly bytes_per_event: { bronze: number; silver: number; gold: number; tributary_total: number; naive: number };
-  readonly phases: { ceiling: PhaseSummary; naive: PhaseSummary; tributary: PhaseSummary & { drainExitSeconds: number; batches: number } };
+  readonly phases: { ceiling: PhaseSummary; naive: PhaseSummary; floor: PhaseSummary; tributary: PhaseSummary & { drainExitSeconds: number; batches: number } };
   readonly counts: { valid: number; duplicates: number; quarantined: number };
   readonly latency: LatencyRow[];
   readonly scaling: ScalingResult | null;
@@ -143,6 +149,7 @@ export function formatReport(r: BenchResults): string {
       [
         ["ceiling: nats.js consume + decode + ack/batch", ph.ceiling, "1.00"] as const,
         ["naive: decode+validate+INSERT+ack per message, same fsync level", ph.naive, f2(ph.naive.eps / ceil)] as const,
+        ["floor: naive with one transaction + one ack per batch", ph.floor, f2(ph.floor.eps / ceil)] as const,
         ["tributary: full topology, committed to gold", ph.tributary, f2(ph.tributary.eps / ceil)] as const,
       ].map(([name, p, ratio]) => [
         name,
@@ -156,6 +163,9 @@ export function formatReport(r: BenchResults): string {
     ),
   );
   out.push(`  tributary/ceiling ${f2(r.ratio_ceiling)}, tributary/naive ${f2(r.ratio_naive)}${rounds(ph.tributary)}`);
+  out.push(
+    `  single-table floor (one SQLite row per event, no dedupe, layers or features): ${f2(r.floor.ratio_ceiling)}× the ceiling; tributary is ${f2(r.floor.ratio)}× the floor`,
+  );
   if (r.naive_relaxed) {
     const d = r.naive_relaxed;
     out.push(`  naive at synchronous=NORMAL (${d.pragmas}; an ack can outrun a power cut): ${int(d.eps)} events/s; tributary is ${f2(d.ratio)}× that`);

@@ -193,6 +193,7 @@ async function main(): Promise<void> {
     }
     const ceilings: PhaseResult[] = [];
     const naives: PhaseResult[] = [];
+    const floors: PhaseResult[] = [];
     const tribs: PhaseResult[] = [];
     let naiveBytes = 0;
     for (let round = 1; round <= o.repeat; round++) {
@@ -206,6 +207,19 @@ async function main(): Promise<void> {
       rmSync(naiveDir, { recursive: true, force: true });
       log(`naive${suffix}: ${Math.round(n.eps)} ev/s in ${n.seconds.toFixed(2)} s`);
       naives.push(n);
+      // The single-table floor: the same consumer, one transaction and one ack per batch.
+      const floorDir = tmp("floor");
+      const f = await measured({
+        kind: "naive",
+        ...common,
+        consumer: `bench-floor-${round}`,
+        dataDir: floorDir,
+        synchronous: config.storage.synchronous,
+        batchEvery: config.batch.maxRecords,
+      });
+      rmSync(floorDir, { recursive: true, force: true });
+      log(`single-table floor${suffix}: ${Math.round(f.eps)} ev/s in ${f.seconds.toFixed(2)} s`);
+      floors.push(f);
       const tribDir = tmp("tributary");
       const t = await measured(
         {
@@ -242,6 +256,7 @@ async function main(): Promise<void> {
     }
     const ceiling = summarize(ceilings);
     const naive = summarize(naives);
+    const floor = summarize(floors);
     const trib = summarize(tribs);
     const tp = trib.pick;
 
@@ -355,6 +370,7 @@ async function main(): Promise<void> {
       tributary_eps: trib.eps,
       ratio_ceiling: trib.eps / ceiling.eps,
       ratio_naive: trib.eps / naive.eps,
+      floor: { eps: floor.eps, ratio_ceiling: floor.eps / ceiling.eps, ratio: trib.eps / floor.eps },
       naive_relaxed: naiveRelaxed ? { events: naiveRelaxed.events, eps: naiveRelaxed.eps, pragmas: naiveRelaxed.pragmas as string, ratio: trib.eps / naiveRelaxed.eps } : null,
       naive_sqlite_defaults: naiveDefaults
         ? { events: naiveDefaults.events, eps: naiveDefaults.eps, pragmas: naiveDefaults.pragmas as string, ratio: trib.eps / naiveDefaults.eps }
@@ -371,6 +387,7 @@ async function main(): Promise<void> {
       phases: {
         ceiling: strip(ceiling),
         naive: strip(naive),
+        floor: strip(floor),
         tributary: { ...strip(trib), drainExitSeconds: tp.drainExitSeconds as number, batches: tp.batches as number },
       },
       counts: { valid: tp.valid as number, duplicates: tp.duplicates as number, quarantined: tp.quarantined as number },

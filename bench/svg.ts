@@ -1,5 +1,5 @@
 /**
- * The results chart: throughput bars (ceiling, tributary, naive) and live latency percentiles per
+ * The results chart: throughput bars (ceiling, single-table floor, tributary, naive) and live latency percentiles per
  * load, as a self-contained SVG that GitHub renders inline in the README. Written by hand: a few
  * rectangles and labels do not justify a charting dependency. Re-render from a results file with
  *
@@ -123,6 +123,7 @@ export function chartFromResults(r: BenchResults): string {
     footer: `${describeMachine(r.machine)}. tributary/ceiling ${r.ratio_ceiling.toFixed(2)}, tributary/naive ${r.ratio_naive.toFixed(2)}.`,
     throughput: [
       { name: "ceiling", eps: r.ceiling_eps, note: "nats.js consume + decode + ack per batch" },
+      { name: "floor", eps: r.floor.eps, note: "one table, one row per event, batched: no dedupe, layers or features" },
       { name: "tributary", eps: r.tributary_eps, note: `${r.ratio_ceiling.toFixed(2)}× ceiling, ${r.ratio_naive.toFixed(1)}× naive; to gold` },
       { name: "naive", eps: r.naive_eps, note: "per message: decode, validate, INSERT, ack" },
     ],

@@ -11,7 +11,7 @@ import type { ChildMessage, ParentMessage } from "./child.js";
 
 export type WorkerTask =
   | ({ kind: "ceiling" } & ConsumerPhaseOptions & { ackEvery: number })
-  | ({ kind: "naive" } & ConsumerPhaseOptions & { dataDir: string; sqliteDefaults?: boolean; synchronous?: "normal" | "full" })
+  | ({ kind: "naive" } & ConsumerPhaseOptions & { dataDir: string; sqliteDefaults?: boolean; synchronous?: "normal" | "full"; batchEvery?: number })
   | ({ kind: "tributary" } & TributaryPhaseOptions)
   | ({ kind: "live-topology" } & LiveTopologyOptions)
   | ({ kind: "live-publisher" } & LivePublisherOptions)

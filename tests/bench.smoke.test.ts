@@ -40,6 +40,8 @@ describe("npm run bench (smoke)", () => {
     for (const key of ["ceiling_eps", "naive_eps", "tributary_eps", "ratio_ceiling", "ratio_naive", "rss_mb"]) {
       expect(positiveFinite(out[key]), `${key} = ${out[key]}`).toBe(true);
     }
+    for (const key of ["eps", "ratio_ceiling", "ratio"]) expect(positiveFinite(out.floor?.[key]), `floor.${key} = ${out.floor?.[key]}`).toBe(true);
+    expect(out.phases.floor.rounds.length).toBeGreaterThan(0);
     expect(positiveFinite(out.latency_ms?.p50), `latency_ms.p50 = ${out.latency_ms?.p50}`).toBe(true);
     expect(positiveFinite(out.latency_ms?.p99), `latency_ms.p99 = ${out.latency_ms?.p99}`).toBe(true);
     expect(out.latency_ms.p99).toBeGreaterThanOrEqual(out.latency_ms.p50);
