@@ -158,6 +158,10 @@ export function validateRecord(staged: Staged, options: ValidateOptions): Staged
   if (eventAt !== null && eventAt > staged.msg.receivedAt + tolerance) {
     return quarantine(staged, "future_timestamp", contract.eventTime, `event time is more than ${tolerance / 3_600_000} h after receipt`);
   }
+  // A session's end feeds session duration: an end far in the future would inflate it.
+  if (entity === "sessions" && (values.session_end as number) > staged.msg.receivedAt + tolerance) {
+    return quarantine(staged, "future_timestamp", "session_end", `session_end is more than ${tolerance / 3_600_000} h after receipt`);
+  }
   return { msg: staged.msg, entity, outcome: { status: "valid", record: toRecord(entity, values, eventAt) } };
 }
 

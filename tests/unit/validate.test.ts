@@ -354,8 +354,16 @@ describe("validateRecord: future timestamps", () => {
 
   it.each(eventFields)("%s: %s exactly 24 h after receipt is accepted", (entity, field) => {
     const patch: Record<string, unknown> = { [field]: RECEIVED_AT + DAY };
-    if (entity === "sessions") patch.session_end = RECEIVED_AT + DAY + 60_000;
+    if (entity === "sessions") patch.session_end = RECEIVED_AT + DAY;
     expect(recordOf(run(entity, patch)).eventAt).toBe(RECEIVED_AT + DAY);
+  });
+
+  it("sessions: a valid start with session_end more than 24 h after receipt is future_timestamp on session_end", () => {
+    const start = RECEIVED_AT - HOUR;
+    expectQuarantine(run("sessions", { session_start: start, session_end: RECEIVED_AT + DAY + 1 }), "future_timestamp", "session_end");
+    expectQuarantine(run("sessions", { session_start: start, session_end: Date.UTC(2099, 0, 1) }), "future_timestamp", "session_end");
+    const ok = recordOf(run("sessions", { session_start: start, session_end: RECEIVED_AT + DAY }));
+    expect(ok.eventAt).toBe(start);
   });
 
   it("measures from the message's receive time, not the wall clock", () => {
