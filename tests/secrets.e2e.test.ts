@@ -41,12 +41,15 @@ describe("NATS credentials", () => {
     expect(r.stderr).not.toContain(SECRET);
   });
 
-  it("fails clearly with wrong credentials", async () => {
-    const r = await runCli(["run", "--drain", "--nats", server.url, "--data-dir", join(dir, "c"), "--connect-timeout", "2"], {
+  it("fails at once with wrong credentials (exit 2), without retrying until the connect timeout", async () => {
+    const r = await runCli(["run", "--drain", "--nats", server.url, "--data-dir", join(dir, "c"), "--connect-timeout", "60"], {
       TRIBUTARY_NATS_USER: "tributary",
       TRIBUTARY_NATS_PASS: "wrong",
     });
-    expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/cannot reach NATS .*(Authorization|authorization|auth)/i);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/rejected the credentials \(.*authorization/i);
+    expect(r.stderr).not.toMatch(/wrong/);
+    // One attempt: no retry was logged (warnings go to stderr).
+    expect(r.stderr + r.stdout).not.toMatch(/connect_retry/);
   });
 });

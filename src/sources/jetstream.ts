@@ -20,7 +20,7 @@ import {
 } from "@nats-io/jetstream";
 import type { SourceMessage } from "../types.js";
 import type { Logger } from "../log.js";
-import { SourceError } from "../errors.js";
+import { ConfigError, SourceError } from "../errors.js";
 
 export interface JetStreamSourceOptions {
   readonly url: string;
@@ -78,6 +78,10 @@ export async function connectWithRetry(url: string, log: Logger, timeoutMs?: num
     } catch (err) {
       const elapsed = Date.now() - started;
       const reason = (err as Error).message;
+      // The server answered and turned the credentials down: retrying cannot change that.
+      if (err instanceof Error && (err.name === "AuthorizationError" || err.name === "UserAuthenticationExpiredError")) {
+        throw new ConfigError(`NATS at ${redactUrl(url)} rejected the credentials (${reason}); check nats.user/nats.pass or nats.token`, { cause: err });
+      }
       if (timeoutMs !== undefined && elapsed + delay > timeoutMs) {
         throw new SourceError(`cannot reach NATS at ${redactUrl(url)} after ${attempt} attempts in ${Math.round(elapsed / 1000)} s: ${reason}`, { cause: err });
       }
