@@ -53,7 +53,8 @@ export interface LiveTopologyResult {
 
 /** Child side: runs the topology until told how many messages to wait for, then stops it. */
 export async function runLiveTopology(o: LiveTopologyOptions, control: WorkerControl): Promise<LiveTopologyResult> {
-  const rss = startRssSampler(o.rssIntervalMs);
+  let committed = 0;
+  const rss = startRssSampler(o.rssIntervalMs, () => committed);
   const topology = createTopology({
     dataDir: o.dataDir,
     source: { kind: "jetstream" },
@@ -62,6 +63,7 @@ export async function runLiveTopology(o: LiveTopologyOptions, control: WorkerCon
   const commits: number[] = [];
   topology.stats$.subscribe((s) => {
     if (s.bronze > 0) commits.push(epochMs(), s.bronze);
+    committed = s.bronze;
   });
   await topology.start();
   const readyAtSec = rss.elapsedSec();

@@ -251,6 +251,15 @@ export function formatReport(r: BenchResults): string {
       `  latency p50 ${f1(s.live.latencyMs.p50)} p99 ${f1(s.live.latencyMs.p99)} max ${f1(s.live.latencyMs.max)} ms (inside tributary p99 ${f1(s.live.insideMs.p99)} ms); ` +
         `CPU tributary ${pct(s.live.cpuShare.tributary)}, publisher ${pct(s.live.cpuShare.publisher)}, nats-server ${s.live.cpuShare.natsServer === null ? "-" : pct(s.live.cpuShare.natsServer)}`,
     );
+    if (s.timeline.length) {
+      out.push("  per window of the run: what tributary committed and what it cost");
+      out.push(
+        table(
+          ["from s", "committed/s", "CPU", "CPU µs/event", "RSS mean MB"],
+          s.timeline.map((w) => [int(w.fromSec), int(w.committedPerSec), pct(w.cpuShare), w.cpuUsPerEvent === null ? "-" : f1(w.cpuUsPerEvent), f1(w.rssMeanMb)]),
+        ),
+      );
+    }
   }
   if (r.micro) {
     out.push("");

@@ -419,11 +419,16 @@ async function main(): Promise<void> {
       log(`wrote ${svgPath}`);
     }
     if (soakResult) {
-      // RSS of the topology process over the soak; seconds count from the start of publishing.
+      // RSS, CPU and committed messages of the topology process over the soak; seconds count from the start of publishing.
       const soakCsv = join(o.resultsDir, "soak-rss.csv");
       mkdirSync(o.resultsDir, { recursive: true });
       const t0 = soakResult.live.readyAtSec;
-      writeFileSync(soakCsv, "seconds,rss_mb\n" + soakResult.rssSamples.map(([t, v]) => `${(t - t0).toFixed(1)},${v.toFixed(1)}`).join("\n") + "\n");
+      writeFileSync(
+        soakCsv,
+        "seconds,rss_mb,cpu_seconds,committed\n" +
+          soakResult.rssSamples.map(([t, v, cpu, n]) => `${(t - t0).toFixed(1)},${v.toFixed(1)},${cpu.toFixed(2)},${n}`).join("\n") +
+          "\n",
+      );
       log(`wrote ${soakCsv}`);
     }
   } finally {

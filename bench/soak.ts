@@ -20,7 +20,53 @@ export interface SoakResult {
   readonly growthPct: number;
   readonly peakGrowthPct: number;
   readonly live: Omit<LiveRunResult, "rssSamples">;
+  /** Per window of the run (a minute by default): what tributary committed, and what it cost. */
+  readonly timeline: SoakWindow[];
   readonly rssSamples: RssSample[];
+}
+
+export interface SoakWindow {
+  /** Seconds since publishing began, at the window's start. */
+  readonly fromSec: number;
+  readonly seconds: number;
+  /** Messages committed per second in the window. */
+  readonly committedPerSec: number;
+  /** Cores the tributary process used (CPU seconds per second, all threads). */
+  readonly cpuShare: number;
+  /** CPU microseconds per committed message (null when none committed). */
+  readonly cpuUsPerEvent: number | null;
+  readonly rssMeanMb: number;
+}
+
+/**
+ * Splits the samples from `startSec` on into windows of `windowSec`: throughput, CPU and RSS per
+ * window, so a cost per event that rises with the run (bigger files, a fuller heap) shows up.
+ */
+export function soakTimeline(samples: readonly RssSample[], startSec: number, windowSec = 60): SoakWindow[] {
+  const after = samples.filter(([t]) => t >= startSec);
+  const out: SoakWindow[] = [];
+  let i = 0;
+  while (i < after.length - 1) {
+    const from = after[i]!;
+    let j = i + 1;
+    while (j < after.length - 1 && after[j]![0] - from[0] < windowSec) j++;
+    const to = after[j]!;
+    const dt = to[0] - from[0];
+    if (dt <= 0) break;
+    const dn = to[3] - from[3];
+    const dcpu = to[2] - from[2];
+    const rss = after.slice(i, j + 1).map((s) => s[1]);
+    out.push({
+      fromSec: from[0] - startSec,
+      seconds: dt,
+      committedPerSec: dn / dt,
+      cpuShare: dcpu / dt,
+      cpuUsPerEvent: dn > 0 ? (dcpu / dn) * 1e6 : null,
+      rssMeanMb: rss.reduce((a, b) => a + b, 0) / rss.length,
+    });
+    i = j;
+  }
+  return out;
 }
 
 /**
@@ -85,6 +131,7 @@ export async function soak(o: {
     warmupSeconds,
     ...rssGrowth(rssSamples, live.readyAtSec, warmupSeconds, o.seconds),
     live: rest,
+    timeline: soakTimeline(rssSamples, live.readyAtSec),
     rssSamples,
   };
 }

@@ -22,14 +22,21 @@ export function peakRssMb(): number {
   return process.resourceUsage().maxRSS / 1024;
 }
 
-/** One RSS sample: seconds since the sampler started, and RSS in MB. */
-export type RssSample = [seconds: number, rssMb: number];
+/**
+ * One sample: seconds since the sampler started, RSS in MB, this process's CPU seconds so far (all
+ * threads), and the sampler's `count` (for a topology, messages committed so far; 0 without one).
+ */
+export type RssSample = [seconds: number, rssMb: number, cpuSeconds: number, count: number];
 
-/** Samples this process's RSS every `intervalMs` until stopped. */
-export function startRssSampler(intervalMs = 1_000): { samples: RssSample[]; elapsedSec(): number; stop(): RssSample[] } {
+/** Samples this process's RSS and CPU (and an optional counter) every `intervalMs` until stopped. */
+export function startRssSampler(
+  intervalMs = 1_000,
+  count: () => number = () => 0,
+): { samples: RssSample[]; elapsedSec(): number; stop(): RssSample[] } {
   const samples: RssSample[] = [];
   const t0 = performance.now();
-  const take = () => samples.push([(performance.now() - t0) / 1000, mb(process.memoryUsage.rss())]);
+  const cpu0 = process.cpuUsage();
+  const take = () => samples.push([(performance.now() - t0) / 1000, mb(process.memoryUsage.rss()), cpuSince(cpu0), count()]);
   take();
   const timer = setInterval(take, intervalMs);
   timer.unref();
