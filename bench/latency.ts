@@ -49,6 +49,31 @@ export interface LiveTopologyResult {
   readonly batches: number;
   /** CPU seconds the topology process used from ready until every message was committed. */
   readonly cpuSeconds: number;
+  /** Per layer: commits, and how many took longer than 25, 50 and 100 ms (from the metrics histogram). */
+  readonly slowCommits: SlowCommits;
+}
+
+export type SlowCommits = Record<"bronze" | "silver" | "gold", { commits: number; over25ms: number; over50ms: number; over100ms: number }>;
+
+/** Reads the per-layer commit-duration histogram into counts of slow commits. */
+async function slowCommits(topology: ReturnType<typeof createTopology>): Promise<SlowCommits> {
+  const out = {} as Record<string, SlowCommits["bronze"]>;
+  for (const layer of ["bronze", "silver", "gold"]) out[layer] = { commits: 0, over25ms: 0, over50ms: 0, over100ms: 0 };
+  if (!topology.metrics) return out as SlowCommits;
+  const within: Record<string, Record<string, number>> = { bronze: {}, silver: {}, gold: {} };
+  for (const v of (await topology.metrics.commitSeconds.get()).values) {
+    const layer = String(v.labels.layer);
+    if (!(layer in out)) continue;
+    if (v.metricName === "tributary_batch_commit_seconds_count") out[layer]!.commits = v.value;
+    else if (v.metricName === "tributary_batch_commit_seconds_bucket") within[layer]![String((v.labels as Record<string, unknown>).le)] = v.value;
+  }
+  for (const [layer, o] of Object.entries(out)) {
+    const w = within[layer]!;
+    o.over25ms = o.commits - (w["0.025"] ?? 0);
+    o.over50ms = o.commits - (w["0.05"] ?? 0);
+    o.over100ms = o.commits - (w["0.1"] ?? 0);
+  }
+  return out as SlowCommits;
 }
 
 /** Child side: runs the topology until told how many messages to wait for, then stops it. */
@@ -81,6 +106,7 @@ export async function runLiveTopology(o: LiveTopologyOptions, control: WorkerCon
     }
   }
   const cpuSeconds = cpuSince(cpu0);
+  const slow = await slowCommits(topology);
   const stats = await topology.stop();
   rss.stop();
   const db = new Database(layerPath(o.dataDir, "bronze"), { readonly: true });
@@ -103,6 +129,7 @@ export async function runLiveTopology(o: LiveTopologyOptions, control: WorkerCon
     peakRssMb: peakRssMb(),
     batches: stats.batches,
     cpuSeconds,
+    slowCommits: slow,
   };
 }
 
@@ -216,6 +243,8 @@ export interface LiveRunResult {
   readonly batches: number;
   readonly meanBatch: number;
   readonly peakRssMb: number;
+  /** Per layer: commits, and how many took longer than 25, 50 and 100 ms. */
+  readonly slowCommits: SlowCommits;
   /**
    * Share of one core each process used over the run (CPU seconds ÷ wall seconds of publishing):
    * the machine has 2 cores, and during a live run the publisher and nats-server share them with
@@ -304,6 +333,7 @@ export async function liveRun(o: LiveRunOptions): Promise<LiveRunResult> {
       batches: t.batches,
       meanBatch: t.committed / Math.max(1, t.batches),
       peakRssMb: t.peakRssMb,
+      slowCommits: t.slowCommits,
       cpuShare: {
         tributary: t.cpuSeconds / pub.seconds,
         publisher: pub.cpuSeconds / pub.seconds,

@@ -208,16 +208,25 @@ export function formatReport(r: BenchResults): string {
     out.push("  split at the source's receive time (whole ms): publish → received by tributary | received → gold commit");
     out.push(
       table(
-        ["load", "deliver p50", "p99", "max", "inside p50", "p99", "max"],
-        r.latency.map((l) => [
-          `${Math.round(l.load * 100)}%`,
-          f1(l.deliveryMs.p50),
-          f1(l.deliveryMs.p99),
-          f1(l.deliveryMs.max),
-          f1(l.insideMs.p50),
-          f1(l.insideMs.p99),
-          f1(l.insideMs.max),
-        ]),
+        ["load", "deliver p50", "p99", "max", "inside p50", "p99", "max", "commits > 25 / 50 / 100 ms: bronze", "silver", "gold"],
+        r.latency.map((l) => {
+          const slow = (k: "bronze" | "silver" | "gold") => {
+            const c = l.slowCommits?.[k];
+            return c ? `${c.over25ms} / ${c.over50ms} / ${c.over100ms} of ${int(c.commits)}` : "-";
+          };
+          return [
+            `${Math.round(l.load * 100)}%`,
+            f1(l.deliveryMs.p50),
+            f1(l.deliveryMs.p99),
+            f1(l.deliveryMs.max),
+            f1(l.insideMs.p50),
+            f1(l.insideMs.p99),
+            f1(l.insideMs.max),
+            slow("bronze"),
+            slow("silver"),
+            slow("gold"),
+          ];
+        }),
       ),
     );
   }

@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-old-space-size=256
+#!/usr/bin/env -S node --max-old-space-size=256 --max-semi-space-size=8
 /**
  * The `tributary` command line. Errors a user can act on are one line on stderr and an exit code:
  * 2 for configuration and usage errors, 3 when NATS cannot be reached, 1 for anything else.
