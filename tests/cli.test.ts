@@ -135,3 +135,17 @@ describe("tributary publish", () => {
     }
   });
 });
+
+describe("the tributary bin", () => {
+  it("is executable and starts Node with the recommended flags, as `npx tributary` runs it", async () => {
+    const { execFileSync } = await import("node:child_process");
+    const { readFileSync, statSync } = await import("node:fs");
+    const { RECOMMENDED_NODE_FLAGS } = await import("../src/runtime.js");
+    const pkg = JSON.parse(readFileSync(fileURLToPath(new URL("../package.json", import.meta.url)), "utf8"));
+    const bin = fileURLToPath(new URL(`../${pkg.bin.tributary}`, import.meta.url));
+    expect(statSync(bin).mode & 0o111, "the build must mark the bin executable").not.toBe(0);
+    expect(readFileSync(bin, "utf8").split("\n")[0]).toBe(`#!/usr/bin/env -S node ${RECOMMENDED_NODE_FLAGS.join(" ")}`);
+    // Run through the shebang, not through `node`: this is what fails when the mode bit is missing.
+    expect(execFileSync(bin, ["--version"], { encoding: "utf8" }).trim()).toBe(pkg.version);
+  });
+});
