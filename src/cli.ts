@@ -335,6 +335,12 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `tributary status | head` closes stdout early: stop quietly, as Unix tools do, not with a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 main(process.argv).then((code) => {
   process.exitCode = code;
 });
