@@ -57,23 +57,18 @@ export type SlowCommits = Record<"bronze" | "silver" | "gold", { commits: number
 
 /** Reads the per-layer commit-duration histogram into counts of slow commits. */
 async function slowCommits(topology: ReturnType<typeof createTopology>): Promise<SlowCommits> {
-  const out = {} as Record<string, SlowCommits["bronze"]>;
-  for (const layer of ["bronze", "silver", "gold"]) out[layer] = { commits: 0, over25ms: 0, over50ms: 0, over100ms: 0 };
-  if (!topology.metrics) return out as SlowCommits;
-  const within: Record<string, Record<string, number>> = { bronze: {}, silver: {}, gold: {} };
-  for (const v of (await topology.metrics.commitSeconds.get()).values) {
-    const layer = String(v.labels.layer);
-    if (!(layer in out)) continue;
-    if (v.metricName === "tributary_batch_commit_seconds_count") out[layer]!.commits = v.value;
-    else if (v.metricName === "tributary_batch_commit_seconds_bucket") within[layer]![String((v.labels as Record<string, unknown>).le)] = v.value;
+  // `<layer> count` → all commits; `<layer> <le>` → commits that took at most `le` seconds.
+  const n = new Map<string, number>();
+  for (const v of (await topology.metrics?.commitSeconds.get())?.values ?? []) {
+    const labels = v.labels as Record<string, string | number | undefined>;
+    n.set(`${labels.layer} ${v.metricName?.endsWith("_count") ? "count" : labels.le}`, v.value);
   }
-  for (const [layer, o] of Object.entries(out)) {
-    const w = within[layer]!;
-    o.over25ms = o.commits - (w["0.025"] ?? 0);
-    o.over50ms = o.commits - (w["0.05"] ?? 0);
-    o.over100ms = o.commits - (w["0.1"] ?? 0);
-  }
-  return out as SlowCommits;
+  const layer = (l: string) => {
+    const commits = n.get(`${l} count`) ?? 0;
+    const over = (le: number) => commits - (n.get(`${l} ${le}`) ?? 0);
+    return { commits, over25ms: over(0.025), over50ms: over(0.05), over100ms: over(0.1) };
+  };
+  return { bronze: layer("bronze"), silver: layer("silver"), gold: layer("gold") };
 }
 
 /** Child side: runs the topology until told how many messages to wait for, then stops it. */
