@@ -13,7 +13,7 @@ import { FeatureReader, formatFeatures } from "./features.js";
 import { readStatus } from "./status.js";
 import { parseDay } from "./timestamps.js";
 import { createLogger, type Logger } from "./log.js";
-import { CheckpointError, ConfigError, SourceError, StorageError } from "./errors.js";
+import { CheckpointError, ConfigError, HttpListenError, SourceError, StorageError } from "./errors.js";
 import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { countRecords, fileMessages } from "./sources/files.js";
@@ -316,19 +316,21 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     const e = err as Error;
-    const code = e instanceof ConfigError ? 2 : e instanceof SourceError && /cannot reach NATS/.test(e.message) ? 3 : 1;
+    const code = e instanceof ConfigError || e instanceof HttpListenError ? 2 : e instanceof SourceError && /cannot reach NATS/.test(e.message) ? 3 : 1;
     const prefix =
       e instanceof ConfigError
         ? "config error"
-        : e instanceof StorageError
-          ? "storage error"
-          : e instanceof CheckpointError
-            ? "commit error"
-            : e instanceof SourceError
-              ? "source error"
-              : "error";
+        : e instanceof HttpListenError
+          ? "http error"
+          : e instanceof StorageError
+            ? "storage error"
+            : e instanceof CheckpointError
+              ? "commit error"
+              : e instanceof SourceError
+                ? "source error"
+                : "error";
     process.stderr.write(`tributary: ${prefix}: ${e.message}\n`);
-    if (!(e instanceof ConfigError || e instanceof SourceError || e instanceof StorageError || e instanceof CheckpointError) && process.env.TRIBUTARY_DEBUG) {
+    if (!(e instanceof ConfigError || e instanceof HttpListenError || e instanceof SourceError || e instanceof StorageError || e instanceof CheckpointError) && process.env.TRIBUTARY_DEBUG) {
       process.stderr.write(`${e.stack}\n`);
     }
     return code;

@@ -100,6 +100,14 @@ export const configSchema = z
           .string()
           .regex(/^(off|.*:\d{1,5})$/, "expected HOST:PORT or off")
           .default("127.0.0.1:9464"),
+        /**
+         * Bearer token every endpoint but /healthz requires (`Authorization: Bearer <token>`).
+         * Unset serves without one. Keep it out of the file with ${VAR}; it is never logged.
+         */
+        token: z
+          .string()
+          .regex(/^[A-Za-z0-9._~+/-]+=*$/, "expected a bearer token of letters, digits and -._~+/ (e.g. from `openssl rand -hex 32`)")
+          .optional(),
       })
       .prefault({}),
     log: z
@@ -233,6 +241,7 @@ export function configKeyPaths(): string[][] {
   walk(parseConfig({}) as unknown as Record<string, unknown>, []);
   // Optional keys have no default to find them by.
   paths.push(["nats", "user"], ["nats", "pass"], ["nats", "token"]);
+  paths.push(["http", "token"]);
   return paths;
 }
 

@@ -22,3 +22,12 @@ export class CheckpointError extends Error {
 export class SourceError extends Error {
   override name = "SourceError";
 }
+
+/**
+ * The HTTP server cannot listen where it was told to (the port is in use, the address is not this
+ * host's, or the port needs privileges). The CLI exits with code 2: it fails the same way every time
+ * until `http.listen` (or `--http`) changes.
+ */
+export class HttpListenError extends Error {
+  override name = "HttpListenError";
+}

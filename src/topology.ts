@@ -622,6 +622,7 @@ export class Topology {
         features: (id, asOf) => this.features.get(id, asOf),
       },
       this.log,
+      { token: this.config.http.token },
     );
     this.http = server;
     this.httpAddress = address;
