@@ -3,8 +3,8 @@
  * marks the file as tributary's, and numbered migrations tracked by `PRAGMA user_version`.
  */
 import Database from "better-sqlite3";
-import { existsSync, mkdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { chmodSync, closeSync, existsSync, fchmodSync, mkdirSync, openSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { StorageError } from "../errors.js";
 
 export type Database = Database.Database;
@@ -42,6 +42,54 @@ export function derivedLayerStorage(storage: StorageOptions): StorageOptions {
   return { ...storage, synchronous: "normal" };
 }
 
+/** Mode of a data directory tributary creates: only its owner may list or enter it. */
+export const DATA_DIR_MODE = 0o700;
+/** Mode of tributary's SQLite files and their `-wal` and `-shm`: only the owner may read them. */
+export const DATA_FILE_MODE = 0o600;
+
+/**
+ * Creates the data directory (and missing parents) as {@link DATA_DIR_MODE}, whatever the umask.
+ * A directory that already exists keeps its mode: its owner may have chosen it.
+ */
+export function ensureDataDir(dataDir: string): void {
+  const dir = resolve(dataDir);
+  // The mode passed to mkdir is masked by the umask, so set it again on every directory created.
+  const first = mkdirSync(dir, { recursive: true, mode: DATA_DIR_MODE });
+  if (first === undefined) return;
+  // `first` is the outermost directory mkdir created; every one from `dir` up to it is new.
+  for (let d = dir; ; d = dirname(d)) {
+    chmodSync(d, DATA_DIR_MODE);
+    if (d === resolve(first) || dirname(d) === d) break;
+  }
+}
+
+/**
+ * Makes a layer file {@link DATA_FILE_MODE} before SQLite opens it. A missing file is created
+ * empty with that mode (an empty file is an empty database), so it is never readable by others,
+ * not even for an instant, and SQLite creates the `-wal` and `-shm` with the database's mode.
+ * Existing files (an older tributary's, or a `-wal` left by a crash) are set to it too.
+ */
+function restrictLayerFile(file: string): void {
+  try {
+    const fd = openSync(file, "wx", DATA_FILE_MODE);
+    try {
+      fchmodSync(fd, DATA_FILE_MODE);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    chmodSync(file, DATA_FILE_MODE);
+  }
+  for (const suffix of ["-wal", "-shm"]) {
+    try {
+      chmodSync(file + suffix, DATA_FILE_MODE);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+}
+
 /** The file of a layer in a data directory: `<dataDir>/<layer>.sqlite`. */
 export function layerPath(dataDir: string, layer: Layer): string {
   return join(resolve(dataDir), `${layer}.sqlite`);
@@ -58,7 +106,10 @@ export function openLayer(dataDir: string, layer: Layer, migrations: readonly st
   const file = layerPath(dataDir, layer);
   let db: Database;
   try {
-    if (!options.readonly) mkdirSync(resolve(dataDir), { recursive: true });
+    if (!options.readonly) {
+      ensureDataDir(dataDir);
+      restrictLayerFile(file);
+    }
     db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false, timeout: options.busyTimeout });
   } catch (err) {
     throw new StorageError(`cannot open ${file}: ${(err as Error).message}`, { cause: err });
