@@ -13,7 +13,7 @@ import { FeatureReader, formatFeatures } from "./features.js";
 import { readStatus } from "./status.js";
 import { parseDay } from "./timestamps.js";
 import { createLogger, type Logger } from "./log.js";
-import { CheckpointError, ConfigError, HttpListenError, SourceError, StorageError } from "./errors.js";
+import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
 import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { countRecords, fileMessages } from "./sources/files.js";
@@ -71,13 +71,15 @@ export function formatSummary(s: PipelineStats): string {
 }
 
 interface RunOptions {
+  /** The command, as the data dir's writer lock names its holder. */
+  readonly holder: string;
   readonly http?: HttpListen | null;
   /** Show progress towards this many records (a number, or a function asked once started). */
   readonly progress?: { label: string; total: (t: Topology) => Promise<number | null> };
 }
 
-async function runTopology(source: SourceSpec, config: Config, log: Logger, options: RunOptions = {}): Promise<PipelineStats> {
-  const topology = createTopology({ source, config, log, http: options.http ?? false });
+async function runTopology(source: SourceSpec, config: Config, log: Logger, options: RunOptions): Promise<PipelineStats> {
+  const topology = createTopology({ source, config, log, http: options.http ?? false, holder: options.holder });
   const stop = (signal: string) => {
     log.info({ event: "signal", signal }, `received ${signal}, finishing the batch in flight`);
     void topology.stop();
@@ -132,14 +134,18 @@ function build(): Command {
     .option("--stream <name>", "JetStream stream name (default TRIBUTARY)")
     .addOption(dataDirOption())
     .option("--drain", "exit 0 once the consumer has no pending messages and everything is committed")
+    .option("--new-stream", "the stream is not the one bronze read (deleted and recreated, restored): read it as a new origin from its first message")
+    .option("--accept-gap", "continue past messages the stream no longer holds (purged or expired before tributary read them)")
     .option("--connect-timeout <seconds>", "with --drain, give up connecting after this long (exit 3)", "30")
     .option("--http <host:port|off>", "serve /metrics, /healthz, /readyz and /features (default 127.0.0.1:9464)")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
-    .action(async (flags: CommonFlags & { drain?: boolean; connectTimeout: string; http?: string }) => {
+    .action(async (flags: CommonFlags & { drain?: boolean; newStream?: boolean; acceptGap?: boolean; connectTimeout: string; http?: string }) => {
       const config = configFrom(flags);
       const log = logger(flags, config);
       const timeout = flags.drain ? Number(flags.connectTimeout) * 1000 : undefined;
-      const stats = await runTopology({ kind: "jetstream", drain: flags.drain ?? false, connectTimeoutMs: timeout }, config, log, {
+      const source: SourceSpec = { kind: "jetstream", drain: flags.drain ?? false, connectTimeoutMs: timeout, newStream: flags.newStream, acceptGap: flags.acceptGap };
+      const stats = await runTopology(source, config, log, {
+        holder: "tributary run",
         http: httpFrom(flags.http, config),
         progress: flags.drain ? { label: "drain", total: async (t) => t.pending() } : undefined,
       });
@@ -158,6 +164,7 @@ function build(): Command {
     .action(async (files: string[], flags: CommonFlags & { entity?: string; http: string }) => {
       const config = configFrom(flags);
       const stats = await runTopology({ kind: "files", files, entity: flags.entity }, config, logger(flags, config), {
+        holder: "tributary ingest",
         http: parseListen(flags.http),
         progress: { label: "ingest", total: () => countRecords(files) },
       });
@@ -276,7 +283,7 @@ function build(): Command {
     .action(async (flags: CommonFlags & { messages: string; seed: string }) => {
       const config = configFrom(flags);
       const log = logger(flags);
-      const stats = await runTopology({ kind: "generator", messages: Number(flags.messages), seed: Number(flags.seed) }, config, log);
+      const stats = await runTopology({ kind: "generator", messages: Number(flags.messages), seed: Number(flags.seed) }, config, log, { holder: "tributary demo" });
       const out: string[] = [`tributary demo: ${flags.messages} generated messages (seed ${flags.seed}) → ${config.dataDir}`, "", formatSummary(stats), ""];
       const reader = new FeatureReader(config.dataDir);
       try {
@@ -307,6 +314,22 @@ function build(): Command {
   return program;
 }
 
+/**
+ * How each named error reaches the user: its exit code and the word before its one line, first
+ * match wins. 2 is for what fails the same way until the user changes something; anything not
+ * named here is a bug and prints its stack with TRIBUTARY_DEBUG set.
+ */
+const ERROR_KINDS: readonly [new (...args: never[]) => Error, number, string][] = [
+  [ConfigError, 2, "config error"],
+  [HttpListenError, 2, "http error"],
+  [DataDirLockedError, 2, "data dir in use"],
+  [StreamMismatchError, 2, "stream error"],
+  [NatsUnreachableError, 3, "source error"],
+  [SourceError, 1, "source error"],
+  [StorageError, 1, "storage error"],
+  [CheckpointError, 1, "commit error"],
+];
+
 /** Runs the CLI with `argv` (as process.argv). Returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = build();
@@ -316,23 +339,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     const e = err as Error;
-    const code = e instanceof ConfigError || e instanceof HttpListenError ? 2 : e instanceof SourceError && /cannot reach NATS/.test(e.message) ? 3 : 1;
-    const prefix =
-      e instanceof ConfigError
-        ? "config error"
-        : e instanceof HttpListenError
-          ? "http error"
-          : e instanceof StorageError
-            ? "storage error"
-            : e instanceof CheckpointError
-              ? "commit error"
-              : e instanceof SourceError
-                ? "source error"
-                : "error";
+    const kind = ERROR_KINDS.find(([cls]) => e instanceof cls);
+    const [, code, prefix] = kind ?? [Error, 1, "error"];
     process.stderr.write(`tributary: ${prefix}: ${e.message}\n`);
-    if (!(e instanceof ConfigError || e instanceof HttpListenError || e instanceof SourceError || e instanceof StorageError || e instanceof CheckpointError) && process.env.TRIBUTARY_DEBUG) {
-      process.stderr.write(`${e.stack}\n`);
-    }
+    if (!kind && process.env.TRIBUTARY_DEBUG) process.stderr.write(`${e.stack}\n`);
     return code;
   }
 }

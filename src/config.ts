@@ -54,6 +54,11 @@ export const configSchema = z
         ackWait: duration.default(30_000),
         /** Messages the consumer may hold unacknowledged at once. */
         maxAckPending: z.number().int().positive().default(20_000),
+        /**
+         * Nothing received for this long while the consumer holds messages for tributary counts as
+         * stuck: /readyz says why and the consumer is repositioned.
+         */
+        stallTimeout: duration.refine((ms) => ms >= 1_000, "must be at least 1s").default(15_000),
       })
       .prefault({}),
     dataDir: z.string().min(1).default("./data"),

@@ -31,3 +31,22 @@ export class SourceError extends Error {
 export class HttpListenError extends Error {
   override name = "HttpListenError";
 }
+
+/**
+ * The stream on the server is not the one bronze read, or no longer holds what bronze read
+ * (deleted and recreated, restored from an older copy, purged past bronze's position). Reading
+ * on would skip or re-count messages, so the run stops; the CLI exits with code 2.
+ */
+export class StreamMismatchError extends SourceError {
+  override name = "StreamMismatchError";
+}
+
+/** Another live process writes this data directory. The CLI exits with code 2. */
+export class DataDirLockedError extends Error {
+  override name = "DataDirLockedError";
+}
+
+/** NATS could not be reached within the connect timeout. The CLI exits with code 3. */
+export class NatsUnreachableError extends SourceError {
+  override name = "NatsUnreachableError";
+}

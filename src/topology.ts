@@ -40,11 +40,20 @@ import { FeatureReader, type FeatureRow } from "./features.js";
 import { silentLogger, type Logger } from "./log.js";
 import { CheckpointError } from "./errors.js";
 import { openCommitter, type Committer } from "./sinks/committer.js";
+import { WriterLock } from "./runtime/writer-lock.js";
 import { faultsFromEnv, summarizeSilver, type Faults, type SilverSummary } from "./sinks/writer.js";
 
 /** Where records come from. */
 export type SourceSpec =
-  | { readonly kind: "jetstream"; readonly drain?: boolean; readonly connectTimeoutMs?: number }
+  | {
+      readonly kind: "jetstream";
+      readonly drain?: boolean;
+      readonly connectTimeoutMs?: number;
+      /** Read a stream that is not the one bronze read (deleted and recreated, restored) as a new origin. */
+      readonly newStream?: boolean;
+      /** Continue past messages the stream no longer holds (purged or expired before they were read). */
+      readonly acceptGap?: boolean;
+    }
   | { readonly kind: "files"; readonly files: readonly string[]; readonly entity?: string }
   | ({ readonly kind: "generator" } & GeneratorOptions)
   | { readonly kind: "observable"; readonly messages: Observable<SourceMessage> };
@@ -60,6 +69,8 @@ export interface TopologyOptions {
    * metrics, `"pipeline-only"` without the process metrics, false for none.
    */
   readonly metrics?: boolean | "pipeline-only";
+  /** What the data dir's writer lock names as its holder (default `tributary`; the CLI says `tributary run`, …). */
+  readonly holder?: string;
   /** Serve `/metrics`, `/healthz`, `/readyz` and `/features/<id>` (port 0 picks a free port). Off by default. */
   readonly http?: HttpListen | false;
 }
@@ -179,6 +190,7 @@ export class Topology {
   private window: DedupeWindow;
   private readonly faults: Faults;
   private committer: Committer | null = null;
+  private lock: WriterLock | null = null;
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
@@ -273,6 +285,8 @@ export class Topology {
     const storage = this.config.storage;
     const dir = this.config.dataDir;
     try {
+      // First of all: a second writer must stop before it touches a file or a port.
+      this.lock = WriterLock.acquire(dir, this.options.holder ?? "tributary");
       preflight(dir, { bronze: BRONZE_MIGRATIONS.length, silver: SILVER_MIGRATIONS.length, gold: GOLD_MIGRATIONS.length });
       // This thread writes only while recovering; afterwards it looks up positions and segments.
       const small = { ...storage, cacheKib: SMALL_CACHE_KIB };
@@ -576,7 +590,7 @@ export class Topology {
     const c = this.config;
     switch (spec.kind) {
       case "jetstream": {
-        const origin = `jetstream:${c.nats.stream}`;
+        const bronze = this.bronze!;
         this.jetstream = await JetStreamSource.open(
           {
             url: c.nats.url,
@@ -587,10 +601,17 @@ export class Topology {
             maxAckPending: c.nats.maxAckPending,
             pullSize: Math.min(c.batch.maxRecords * 2, c.nats.maxAckPending),
             connectTimeoutMs: spec.connectTimeoutMs,
-            auth: { user: c.nats.user, pass: c.nats.pass, token: c.nats.token },
+            auth: c.nats,
+            policy: { newStream: spec.newStream ?? false, acceptGap: spec.acceptGap ?? false },
+            stallMs: c.nats.stallTimeout,
             log: this.log,
           },
-          this.bronze!.lastOriginSeq(origin),
+          {
+            streamOrigin: (stream) => bronze.streamOrigin(stream),
+            lastSeq: (origin) => bronze.lastOriginSeq(origin),
+            messageAt: (origin, seq) => bronze.messageAt(origin, seq),
+            recordStream: (stream, origin, identity) => bronze.recordStream(stream, { origin, ...identity }),
+          },
         );
         return this.jetstream.messages(spec.drain ?? false);
       }
@@ -633,6 +654,8 @@ export class Topology {
     if (this.failure) return { ok: false, reason: `pipeline failed: ${this.failure.message}` };
     if (!this.running) return { ok: false, reason: this.options.source.kind === "jetstream" ? "connecting to NATS" : "starting" };
     if (this.jetstream && !this.jetstream.connected) return { ok: false, reason: "disconnected from NATS; reconnecting" };
+    const stalled = this.jetstream?.stalled;
+    if (stalled) return { ok: false, reason: stalled };
     try {
       accessSync(this.config.dataDir, fsConstants.W_OK);
     } catch (err) {
@@ -665,6 +688,7 @@ export class Topology {
     this.bronze?.close();
     this.silver?.close();
     this.gold?.close();
+    this.lock?.release();
   }
 }
 

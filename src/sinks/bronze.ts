@@ -28,7 +28,25 @@ export const BRONZE_MIGRATIONS: readonly string[] = [
   CREATE TRIGGER messages_no_update BEFORE UPDATE ON messages BEGIN SELECT RAISE(ABORT, 'bronze is append-only'); END;
   CREATE TRIGGER messages_no_delete BEFORE DELETE ON messages BEGIN SELECT RAISE(ABORT, 'bronze is append-only'); END;
   `,
+  // Which stream each JetStream origin was read from, so a deleted and recreated, restored or
+  // foreign stream is recognised instead of being read from bronze's position.
+  `
+  CREATE TABLE streams (
+    origin_id INTEGER PRIMARY KEY REFERENCES origins(id),
+    stream TEXT NOT NULL,
+    created TEXT NOT NULL,
+    first_seq INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL
+  );
+  `,
 ];
+
+/** The stream a JetStream origin was read from: its creation time and its first sequence then. */
+export interface RecordedStream {
+  readonly origin: string;
+  readonly created: string;
+  readonly firstSeq: number;
+}
 
 interface BronzeRow {
   seq: number;
@@ -110,6 +128,46 @@ export class BronzeStore {
       .pluck()
       .get(origin) as number | null;
     return row ?? 0;
+  }
+
+  /**
+   * The origin bronze records a JetStream stream's messages under: the latest one recorded for
+   * that stream, with its identity, or `jetstream:<stream>` with no identity (a data dir from
+   * before identities were recorded, or a new one).
+   */
+  streamOrigin(stream: string): { origin: string; recorded: RecordedStream | null } {
+    const row = this.db
+      .prepare(
+        `SELECT o.name AS origin, s.created, s.first_seq AS firstSeq FROM streams s JOIN origins o ON o.id = s.origin_id
+         WHERE s.stream = ? ORDER BY s.origin_id DESC LIMIT 1`,
+      )
+      .get(stream) as RecordedStream | undefined;
+    return row ? { origin: row.origin, recorded: row } : { origin: `jetstream:${stream}`, recorded: null };
+  }
+
+  /** Records (or replaces) the identity of the stream an origin reads. */
+  recordStream(stream: string, identity: RecordedStream): void {
+    this.db
+      .transaction(() => {
+        const id = this.originId(identity.origin);
+        this.db
+          .prepare(
+            `INSERT INTO streams (origin_id, stream, created, first_seq, recorded_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (origin_id) DO UPDATE SET created = excluded.created, first_seq = excluded.first_seq, recorded_at = excluded.recorded_at`,
+          )
+          .run(id, stream, identity.created, identity.firstSeq, Date.now());
+      })
+      .immediate();
+  }
+
+  /** Bronze's copy of the message an origin numbered `originSeq`, or null. */
+  messageAt(origin: string, originSeq: number): { data: Uint8Array; publishedAt: number | null } | null {
+    const row = this.db
+      .prepare(
+        `SELECT m.payload, m.published_at FROM messages m JOIN origins o ON o.id = m.origin_id WHERE o.name = ? AND m.origin_seq = ?`,
+      )
+      .get(origin, originSeq) as { payload: Buffer; published_at: number | null } | undefined;
+    return row ? { data: row.payload, publishedAt: row.published_at } : null;
   }
 
   /** Number of messages held. */

@@ -20,7 +20,8 @@ import {
 } from "@nats-io/jetstream";
 import type { SourceMessage } from "../types.js";
 import type { Logger } from "../log.js";
-import { SourceError } from "../errors.js";
+import { SourceError, StreamMismatchError } from "../errors.js";
+import { compareHeld, judgeStream, parseStoredTime, type StreamIdentity, type StreamPolicy, type StreamState } from "./stream-identity.js";
 import { connectWithRetry, type NatsAuth } from "./nats-connection.js";
 
 export { connectWithRetry, redactUrl, type NatsAuth } from "./nats-connection.js";
@@ -37,8 +38,36 @@ export interface JetStreamSourceOptions {
   /** Give up connecting after this long (ms); undefined retries forever. */
   readonly connectTimeoutMs?: number;
   readonly auth?: NatsAuth;
+  /** What to do with a stream that is not the one bronze read, or that lost messages. */
+  readonly policy?: StreamPolicy;
+  /**
+   * Nothing received for this long while the consumer has messages for this process counts as
+   * stalled: readiness says so and the consumer is repositioned (default 15 s).
+   */
+  readonly stallMs?: number;
   readonly log: Logger;
 }
+
+/**
+ * What the source needs from bronze, the position of record. The topology backs it with the
+ * bronze file; the source itself never touches storage.
+ */
+export interface BronzeLedger {
+  /** The origin this stream's messages are recorded under, with the identity recorded for it. */
+  streamOrigin(stream: string): { origin: string; recorded: StreamIdentity | null };
+  /** Highest stream sequence bronze holds for an origin (0 when none). */
+  lastSeq(origin: string): number;
+  /** Bronze's copy of the message at a stream sequence, or null. */
+  messageAt(origin: string, seq: number): { data: Uint8Array; publishedAt: number | null } | null;
+  /** Records the identity of the stream an origin reads (creating the origin when new). */
+  recordStream(stream: string, origin: string, identity: StreamIdentity): void;
+}
+
+const DEFAULT_STALL_MS = 15_000;
+/** Repositionings within four stall timeouts that mean another client is consuming the same durable. */
+const FLAPPING_REPOSITIONS = 3;
+/** Stalled this long despite repositioning: give up, so a supervisor restarts the daemon. */
+const STALL_GIVE_UP_MS = 180_000;
 
 const NANOS_PER_MS = 1_000_000;
 
@@ -64,29 +93,8 @@ export async function ensureStream(
   }
 }
 
-/**
- * Refuses to consume a stream that cannot be the one bronze was filled from: one that had to be
- * created, or one that ends before bronze's position. Either way new messages would carry
- * sequences bronze already holds and would be skipped silently. Messages removed from the stream
- * before tributary read them (retention limits) are reported, since they cannot be recovered.
- */
-export function checkStreamAgainstBronze(stream: string, info: StreamInfo, created: boolean, startAfter: number, log: Logger): void {
-  if (startAfter === 0) return;
-  const hint = "use a new data directory, or restore the stream";
-  if (created) {
-    throw new SourceError(`stream ${stream} did not exist, but bronze holds its messages up to sequence ${startAfter}: it was deleted; ${hint}`);
-  }
-  if (info.state.last_seq < startAfter) {
-    throw new SourceError(
-      `stream ${stream} ends at sequence ${info.state.last_seq}, but bronze holds messages up to ${startAfter}: the stream was replaced; ${hint}`,
-    );
-  }
-  if (info.state.first_seq > startAfter + 1) {
-    log.error(
-      { event: "messages_lost_upstream", stream, missingFrom: startAfter + 1, missingTo: info.state.first_seq - 1 },
-      `stream ${stream} no longer holds sequences ${startAfter + 1}..${info.state.first_seq - 1}: they were removed before tributary read them`,
-    );
-  }
+function stateOf(info: StreamInfo, createdNow: boolean): StreamState {
+  return { created: info.created, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, createdNow };
 }
 
 /** A durable pull consumer feeding the topology. */
@@ -99,26 +107,37 @@ export class JetStreamSource {
   private nextDeliverySeq = 1;
   private stopRequested = false;
   private complete: (() => void) | null = null;
+  /** The origin bronze records this stream under (a new one after `--new-stream`). */
+  private originName: string;
+  /** The identity of the stream being read, as bronze recorded it. */
+  private identity: StreamIdentity | null = null;
+  /** Why consumption is stuck, while it is; null when it is not. */
+  private stallReason: string | null = null;
+  private readonly repositionedAt: number[] = [];
 
   private constructor(
     readonly nc: NatsConnection,
     private readonly jsm: JetStreamManager,
     private readonly options: JetStreamSourceOptions,
-  ) {}
+    private readonly ledger: BronzeLedger,
+  ) {
+    this.originName = jetstreamOrigin(options.stream);
+  }
 
   /**
-   * Connects, then makes sure the stream and the durable consumer exist. A new consumer starts
-   * right after `startAfter`, the last stream sequence bronze holds.
+   * Connects, makes sure the stream exists and is the one bronze read (see {@link judgeStream}),
+   * then makes sure the durable consumer delivers from the first message bronze lacks.
+   *
+   * @throws StreamMismatchError when the stream is not the one bronze read, or no longer holds it.
    */
-  static async open(options: JetStreamSourceOptions, startAfter: number): Promise<JetStreamSource> {
+  static async open(options: JetStreamSourceOptions, ledger: BronzeLedger): Promise<JetStreamSource> {
     const nc = await connectWithRetry(options.url, options.log, options.connectTimeoutMs, options.auth);
     try {
       const jsm = await jetstreamManager(nc);
       const { info, created } = await ensureStream(jsm, options.stream, options.subjects, options.log);
-      checkStreamAgainstBronze(options.stream, info, created, startAfter, options.log);
-      const source = new JetStreamSource(nc, jsm, options);
-      source.lastEmitted = startAfter;
-      await source.ensureConsumer(startAfter);
+      const source = new JetStreamSource(nc, jsm, options, ledger);
+      await source.identify(info, created);
+      await source.ensureConsumer(source.lastEmitted);
       return source;
     } catch (err) {
       await nc.close();
@@ -127,13 +146,122 @@ export class JetStreamSource {
     }
   }
 
+  /** Decides the origin and the position to read from, or refuses the stream. */
+  private async identify(info: StreamInfo, createdNow: boolean): Promise<void> {
+    const { stream, log } = this.options;
+    const policy = this.options.policy ?? { newStream: false, acceptGap: false };
+    const { origin, recorded } = this.ledger.streamOrigin(stream);
+    let position = this.ledger.lastSeq(origin);
+    const verdict = judgeStream(stream, recorded, position, stateOf(info, createdNow), policy);
+    const identity: StreamIdentity = { created: info.created, firstSeq: info.state.first_seq };
+    this.originName = origin;
+    this.identity = recorded;
+    switch (verdict.kind) {
+      case "refuse":
+        throw new StreamMismatchError(verdict.message);
+      case "new-origin":
+        this.originName = `jetstream:${stream}@${info.created}`;
+        position = this.ledger.lastSeq(this.originName);
+        log.warn(
+          { event: "stream_new_origin", stream, origin: this.originName, previous: origin, previousCreated: recorded?.created ?? null, created: info.created },
+          `--new-stream: reading stream ${stream} (created ${info.created}) as a new origin from its first message`,
+        );
+        this.record(identity);
+        break;
+      case "gap":
+        log.error(
+          { event: "messages_lost_upstream", stream, missingFrom: verdict.from, missingTo: verdict.to, lost: verdict.lost },
+          `--accept-gap: stream ${stream} no longer holds sequences ${verdict.from}..${verdict.to} (${verdict.lost} messages); continuing after them`,
+        );
+        break;
+      case "record":
+      case "same":
+        break;
+    }
+    this.lastEmitted = position;
+    await this.checkContent(info);
+    if (verdict.kind === "record") this.record(identity);
+    if (verdict.kind === "gap" && recorded === null) this.record(identity);
+  }
+
+  private record(identity: StreamIdentity): void {
+    this.ledger.recordStream(this.options.stream, this.originName, identity);
+    this.identity = identity;
+  }
+
+  /**
+   * The message at bronze's last committed sequence must still be in the stream as bronze holds
+   * it: a server restored from an older copy that took new messages under the same sequences
+   * passes every check of positions, and fails this one.
+   */
+  private async checkContent(info: StreamInfo): Promise<void> {
+    const seq = this.ledger.lastSeq(this.originName);
+    if (seq === 0 || seq < info.state.first_seq || seq > info.state.last_seq) return;
+    const mine = this.ledger.messageAt(this.originName, seq);
+    if (!mine) return;
+    const theirs = await this.jsm.streams.getMessage(this.options.stream, { seq });
+    if (!theirs) {
+      this.options.log.debug({ event: "content_check_skipped", seq }, "the stream no longer holds bronze's last message; nothing to compare");
+      return;
+    }
+    const reason = compareHeld(
+      this.options.stream,
+      seq,
+      { data: mine.data, storedAt: mine.publishedAt },
+      { data: theirs.data, storedAt: parseStoredTime(theirs.timestamp) },
+    );
+    if (reason) throw new StreamMismatchError(reason);
+  }
+
+  /**
+   * Before every consumer recreation: the stream must still be the one bronze read, and must
+   * still hold what this run received. Throws {@link StreamMismatchError} otherwise.
+   */
+  private async verifyStream(): Promise<void> {
+    const { stream } = this.options;
+    let info: StreamInfo;
+    try {
+      info = await this.jsm.streams.info(stream);
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+        throw new StreamMismatchError(`stream ${stream} was deleted while tributary was consuming it (bronze read it up to sequence ${this.lastEmitted})`);
+      }
+      throw err;
+    }
+    const verdict = judgeStream(stream, this.identity, this.lastEmitted, stateOf(info, false), {
+      newStream: false,
+      acceptGap: this.options.policy?.acceptGap ?? false,
+    });
+    if (verdict.kind === "refuse") throw new StreamMismatchError(verdict.message.replace(/; run with --new-stream.*$/, "; restart with --new-stream to read it as a new origin"));
+    if (verdict.kind === "gap") {
+      this.options.log.error({ event: "messages_lost_upstream", stream, missingFrom: verdict.from, missingTo: verdict.to, lost: verdict.lost }, "messages removed before tributary read them");
+    }
+    await this.checkContent(info);
+  }
+
   /** False between a lost connection and the reconnect. */
   get connected(): boolean {
     return !this.nc.isClosed() && this.isConnected;
   }
 
+  /** The origin bronze records this stream's messages under. */
   get origin(): string {
-    return jetstreamOrigin(this.options.stream);
+    return this.originName;
+  }
+
+  /**
+   * Why consumption is stuck (nothing received while the consumer has messages for this process,
+   * or the durable repositioned again and again), or null. Readiness reports it.
+   */
+  get stalled(): string | null {
+    const now = Date.now();
+    const windowMs = 4 * (this.options.stallMs ?? DEFAULT_STALL_MS);
+    while (this.repositionedAt.length > 0 && now - this.repositionedAt[0]! > windowMs) this.repositionedAt.shift();
+    if (this.stallReason) return this.stallReason;
+    if (this.repositionedAt.length >= FLAPPING_REPOSITIONS) {
+      return `durable consumer ${this.options.consumer} was repositioned ${this.repositionedAt.length} times in the last ${Math.round(windowMs / 1000)} s: is another client consuming it?`;
+    }
+    return null;
   }
 
   /**
@@ -213,27 +341,35 @@ export class JetStreamSource {
    * one; a jump means deliveries were lost in transit (typically across a reconnect). Since acks
    * are cumulative, acking past such a hole would acknowledge messages never received, so the
    * source repositions instead: it recreates the consumer to deliver from the message after the
-   * last one it emitted. It does the same after every reconnect.
+   * last one it emitted. It does the same after every reconnect, when the consumer goes missing,
+   * and when nothing arrives while the consumer has messages for this process (a stall).
    */
   messages(drain: boolean): Observable<SourceMessage> {
     return new Observable<SourceMessage>((subscriber) => {
       const origin = this.origin;
       const { log, stream, consumer: consumerName } = this.options;
+      const stallMs = this.options.stallMs ?? DEFAULT_STALL_MS;
       let lastMessageAt = Date.now();
       let drainTimer: NodeJS.Timeout | null = null;
       let repositioning: Promise<void> | null = null;
       let closed = false;
+      let stalledSince: number | null = null;
+      let watchdog: NodeJS.Timeout | null = null;
+      const timers = () => {
+        if (drainTimer) clearInterval(drainTimer);
+        if (watchdog) clearInterval(watchdog);
+        drainTimer = watchdog = null;
+      };
       const finish = () => {
         closed = true;
-        if (drainTimer) clearInterval(drainTimer);
-        drainTimer = null;
+        timers();
         this.messagesHandle?.stop();
         if (!subscriber.closed) subscriber.complete();
       };
       this.complete = finish;
       const fail = (err: unknown) => {
         closed = true;
-        if (drainTimer) clearInterval(drainTimer);
+        timers();
         this.messagesHandle?.stop();
         subscriber.error(err);
       };
@@ -255,6 +391,11 @@ export class JetStreamSource {
         const seq = info.streamSequence;
         if (seq > this.lastEmitted) this.lastEmitted = seq;
         lastMessageAt = Date.now();
+        if (stalledSince !== null) {
+          stalledSince = null;
+          this.stallReason = null;
+          log.info({ event: "consumer_resumed", streamSeq: seq }, "receiving again");
+        }
         const ct = m.headers?.get("Content-Type");
         const msgId = m.headers?.get("Nats-Msg-Id");
         subscriber.next({
@@ -280,20 +421,23 @@ export class JetStreamSource {
           for await (const s of handle.status()) {
             if (s.type === "heartbeats_missed" || s.type === "consumer_deleted" || s.type === "consumer_not_found" || s.type === "stream_not_found") {
               log.warn({ event: "consumer_status", status: s.type }, `consumer status: ${s.type}`);
-              if (s.type !== "heartbeats_missed" && !repositioning) setTimeout(() => void verifyResources(), 1_000);
+              if (s.type === "heartbeats_missed") void checkProgress(true);
+              else if (!repositioning) setTimeout(() => void verifyResources(), 1_000);
             }
           }
         })().catch(() => undefined);
       };
 
-      // Recreate the consumer right after the last message emitted, then consume again. Retries
-      // while the broker is unreachable.
+      // Recreate the consumer right after the last message emitted, then consume again, once the
+      // stream is confirmed to be the one bronze read. Retries while the broker is unreachable.
       const reposition = () => {
         if (repositioning || closed) return;
         this.messagesHandle?.stop();
+        this.repositionedAt.push(Date.now());
         repositioning = (async () => {
           for (let attempt = 1; !closed; attempt++) {
             try {
+              await this.verifyStream();
               try {
                 await this.jsm.consumers.delete(stream, consumerName);
               } catch (err) {
@@ -305,6 +449,11 @@ export class JetStreamSource {
               log.info({ event: "consumer_repositioned", resumeAt: this.lastEmitted + 1, attempt }, "consuming again from the first message not yet received");
               return;
             } catch (err) {
+              if (err instanceof StreamMismatchError) {
+                log.error({ event: "stream_mismatch", reason: err.message }, "the stream is not the one bronze read");
+                fail(err);
+                return;
+              }
               log.warn({ event: "reposition_retry", attempt, reason: (err as Error).message }, "repositioning the consumer failed; retrying");
               await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 5_000)));
             }
@@ -314,8 +463,8 @@ export class JetStreamSource {
         });
       };
 
-      // A deleted consumer or stream must stop the daemon loudly, never be skipped past. The
-      // client also reports these transiently while a server restarts, so confirm first.
+      // A deleted consumer is recreated at bronze's position; a deleted stream stops the daemon
+      // loudly. The client also reports these transiently while a server restarts, so confirm first.
       let verifying = false;
       const verifyResources = async () => {
         if (verifying || closed) return;
@@ -323,14 +472,67 @@ export class JetStreamSource {
         try {
           await this.info();
         } catch (err) {
-          if (err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.ConsumerNotFound || err.code === JetStreamApiCodes.StreamNotFound)) {
-            const what = err.code === JetStreamApiCodes.StreamNotFound ? `stream ${stream}` : `consumer ${consumerName}`;
-            fail(new SourceError(`${what} was deleted while tributary was consuming it; restart to resume from bronze's position`));
+          if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+            fail(new StreamMismatchError(`stream ${stream} was deleted while tributary was consuming it (bronze read it up to sequence ${this.lastEmitted})`));
+          } else if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) {
+            log.warn({ event: "consumer_missing", consumer: consumerName, resumeAt: this.lastEmitted + 1 }, "durable consumer was deleted; recreating it");
+            reposition();
           }
         } finally {
           verifying = false;
         }
       };
+
+      // The watchdog: nothing received for `stallMs` while the consumer holds messages for this
+      // process (not yet delivered, or delivered to someone else) means consumption is stuck.
+      // Readiness says so at once; the consumer is repositioned; a stall that repositioning does
+      // not cure fails the run, so a supervisor restarts it.
+      let checking = false;
+      const checkProgress = async (heartbeatsMissed = false) => {
+        if (checking || closed || repositioning || this.stopRequested) return;
+        if (!heartbeatsMissed && Date.now() - lastMessageAt < stallMs) return;
+        checking = true;
+        try {
+          let reason: string | null = null;
+          try {
+            const info = await this.info();
+            const idle = Date.now() - lastMessageAt;
+            const elsewhere = info.delivered.stream_seq > this.lastEmitted;
+            const waiting = info.num_pending > 0 && info.num_ack_pending < this.options.maxAckPending;
+            if (idle >= stallMs && elsewhere) {
+              reason = `durable consumer ${consumerName} delivered up to stream sequence ${info.delivered.stream_seq}, but this process received only up to ${this.lastEmitted} in the last ${Math.round(idle / 1000)} s: another client is consuming it`;
+            } else if (idle >= stallMs && waiting) {
+              reason = `nothing received for ${Math.round(idle / 1000)} s while ${info.num_pending} messages are pending for durable consumer ${consumerName}${heartbeatsMissed ? " (heartbeats missed)" : ""}`;
+            }
+          } catch (err) {
+            if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) {
+              reason = `durable consumer ${consumerName} is missing`;
+            } else if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) {
+              return void verifyResources();
+            } else {
+              return; // unreachable broker: the connection status covers it
+            }
+          }
+          if (reason === null) {
+            if (stalledSince !== null) log.info({ event: "consumer_resumed" }, "nothing pending for this process");
+            stalledSince = null;
+            this.stallReason = null;
+            return;
+          }
+          stalledSince ??= Date.now();
+          this.stallReason = reason;
+          log.warn({ event: "consumer_stalled", reason, stalledForMs: Date.now() - stalledSince }, `consumption is stuck: ${reason}; repositioning`);
+          if (Date.now() - stalledSince > STALL_GIVE_UP_MS) {
+            fail(new SourceError(`consumption stuck for ${Math.round((Date.now() - stalledSince) / 1000)} s despite repositioning: ${reason}`));
+            return;
+          }
+          reposition();
+        } finally {
+          checking = false;
+        }
+      };
+      watchdog = setInterval(() => void checkProgress(), Math.max(250, Math.min(5_000, stallMs / 3)));
+      watchdog.unref();
 
       const watchConnection = async () => {
         for await (const s of this.nc.status()) {
@@ -348,10 +550,10 @@ export class JetStreamSource {
         .then(() => {
           if (this.stopRequested) finish();
           if (!drain) return;
-          let checking = false;
+          let draining = false;
           drainTimer = setInterval(() => {
-            if (checking || repositioning || Date.now() - lastMessageAt < 200) return;
-            checking = true;
+            if (draining || repositioning || Date.now() - lastMessageAt < 200) return;
+            draining = true;
             this.info()
               .then((info) => {
                 if (!repositioning && info.num_pending === 0 && info.num_ack_pending === 0 && info.delivered.stream_seq <= this.lastEmitted) {
@@ -360,13 +562,13 @@ export class JetStreamSource {
                 }
               })
               .catch((err) => log.warn({ event: "consumer_info_failed", reason: (err as Error).message }, "consumer info failed"))
-              .finally(() => (checking = false));
+              .finally(() => (draining = false));
           }, 250);
         })
         .catch((err) => fail(new SourceError(`cannot consume from ${stream}/${consumerName}: ${(err as Error).message}`, { cause: err })));
       return () => {
         closed = true;
-        if (drainTimer) clearInterval(drainTimer);
+        timers();
         this.messagesHandle?.stop();
       };
     });

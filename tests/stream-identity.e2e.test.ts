@@ -1,0 +1,179 @@
+/**
+ * Stream identity against a real nats-server: a stream deleted and recreated, purged past
+ * bronze's position, or restored from an older copy of the server's store that then took other
+ * messages under the same sequences, stops the next run with exit 2 instead of being read from
+ * bronze's position (which would silently skip the new stream's first messages).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
+import { recordMessage, type OutgoingMessage } from "../src/sinks/publisher.js";
+import { runCli } from "./helpers/cli.js";
+import { publishToStream } from "./helpers/stream.js";
+import { tempDirs } from "./helpers/tmp.js";
+
+const tmp = tempDirs("identity");
+
+/** `n` valid transactions with ids `<tag>-<i>`, one US dollar each. */
+function transactions(tag: string, n: number): OutgoingMessage[] {
+  return Array.from({ length: n }, (_, i) =>
+    recordMessage("transactions", {
+      transaction_id: `${tag}-${i}`,
+      customer_id: `c${i % 40}`,
+      amount: 1,
+      currency: "USD",
+      transaction_date: "2026-11-01T12:00:00Z",
+    }),
+  );
+}
+
+async function withJsm<T>(url: string, f: (jsm: Awaited<ReturnType<typeof jetstreamManager>>) => Promise<T>): Promise<T> {
+  const nc = await connect({ servers: url });
+  try {
+    return await f(await jetstreamManager(nc));
+  } finally {
+    await nc.close();
+  }
+}
+
+async function status(dir: string): Promise<{ bronze: { messages: number }; silver: Record<string, number> }> {
+  const r = await runCli(["status", "--data-dir", dir, "--format", "json"]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+const drain = (server: NatsServer, dir: string, ...flags: string[]) =>
+  runCli(["run", "--drain", "--nats", server.url, "--data-dir", dir, "--http", "off", "--connect-timeout", "10", ...flags]);
+
+describe("stream identity", () => {
+  let server: NatsServer | null = null;
+  afterEach(async () => {
+    await server?.stop();
+    server = null;
+  });
+
+  it("stops with exit 2 on a deleted and recreated stream, and reads all of it with --new-stream", async () => {
+    server = await startNatsServer();
+    const dir = tmp();
+    expect(await publishToStream(server.url, transactions("old", 730))).toBe(730);
+    let r = await drain(server, dir);
+    expect(r.code, r.stderr).toBe(0);
+    const oldCreated = await withJsm(server.url, async (jsm) => (await jsm.streams.info("TRIBUTARY")).created);
+
+    // An operator's migration: the stream is deleted and recreated, and more messages arrive
+    // than bronze had read, so the stream's last sequence is past bronze's position.
+    await withJsm(server.url, async (jsm) => {
+      await jsm.streams.delete("TRIBUTARY");
+      await jsm.streams.add({ name: "TRIBUTARY", subjects: ["tributary.>"] });
+    });
+    expect(await publishToStream(server.url, transactions("new", 1447))).toBe(1447);
+    const newCreated = await withJsm(server.url, async (jsm) => (await jsm.streams.info("TRIBUTARY")).created);
+
+    r = await drain(server, dir);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^tributary: stream error: stream TRIBUTARY is not the stream bronze read up to sequence 730/);
+    expect(lines[0]).toContain(oldCreated);
+    expect(lines[0]).toContain(newCreated);
+    expect(lines[0]).toContain("--new-stream");
+    expect((await status(dir)).bronze.messages).toBe(730);
+
+    r = await drain(server, dir, "--new-stream");
+    expect(r.code, r.stderr).toBe(0);
+    const s = await status(dir);
+    expect(s.bronze.messages).toBe(730 + 1447);
+    expect(s.silver.transactions).toBe(730 + 1447);
+
+    // The new stream is now the one bronze read: later runs need no flag, and new messages count.
+    expect(await publishToStream(server.url, transactions("newer", 10))).toBe(10);
+    r = await drain(server, dir);
+    expect(r.code, r.stderr).toBe(0);
+    expect((await status(dir)).silver.transactions).toBe(730 + 1447 + 10);
+  });
+
+  it("stops with exit 2 when messages were purged before they were read, saying how many; --accept-gap goes on", async () => {
+    server = await startNatsServer();
+    const dir = tmp();
+    await publishToStream(server.url, transactions("a", 100));
+    expect((await drain(server, dir)).code).toBe(0);
+    await publishToStream(server.url, transactions("b", 50));
+    await withJsm(server.url, (jsm) => jsm.streams.purge("TRIBUTARY"));
+    await publishToStream(server.url, transactions("c", 20));
+
+    let r = await drain(server, dir);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/no longer holds sequences 101\.\.150: 50 messages were removed/);
+    expect(r.stderr).toContain("--accept-gap");
+
+    r = await drain(server, dir, "--accept-gap");
+    expect(r.code, r.stderr).toBe(0);
+    expect((await status(dir)).silver.transactions).toBe(120);
+  });
+
+  it("stops with exit 2 when the server was restored from an older copy and took other messages under the same sequences", async () => {
+    const store = mkdtempSync(join(tmpdir(), "tributary-identity-store-"));
+    const backup = mkdtempSync(join(tmpdir(), "tributary-identity-backup-"));
+    try {
+      server = await startNatsServer({ storeDir: store });
+      const dir = tmp();
+      await publishToStream(server.url, transactions("first", 500));
+      // A copy of the server's store after 500 messages.
+      await server.down();
+      cpSync(store, backup, { recursive: true });
+      await server.up();
+      await publishToStream(server.url, transactions("second", 230));
+      let r = await drain(server, dir);
+      expect(r.code, r.stderr).toBe(0);
+      expect((await status(dir)).bronze.messages).toBe(730);
+
+      // The server loses its tail (restored from the copy) and takes other messages: they reuse
+      // sequences 501.. that bronze holds different messages under.
+      await server.down();
+      rmSync(store, { recursive: true, force: true });
+      cpSync(backup, store, { recursive: true });
+      await server.up();
+      await publishToStream(server.url, transactions("other", 375));
+      const info = await withJsm(server.url, (jsm) => jsm.streams.info("TRIBUTARY"));
+      expect(info.state.last_seq).toBe(875);
+
+      r = await drain(server, dir);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).toMatch(/stream TRIBUTARY no longer holds what bronze read: at sequence 730 /);
+      expect((await status(dir)).bronze.messages).toBe(730);
+    } finally {
+      rmSync(store, { recursive: true, force: true });
+      rmSync(backup, { recursive: true, force: true });
+    }
+  });
+
+  it("stops with exit 2 when the restored stream ends before bronze's position", async () => {
+    const store = mkdtempSync(join(tmpdir(), "tributary-identity-store-"));
+    const backup = mkdtempSync(join(tmpdir(), "tributary-identity-backup-"));
+    try {
+      server = await startNatsServer({ storeDir: store });
+      const dir = tmp();
+      await publishToStream(server.url, transactions("first", 300));
+      await server.down();
+      cpSync(store, backup, { recursive: true });
+      await server.up();
+      await publishToStream(server.url, transactions("second", 200));
+      expect((await drain(server, dir)).code).toBe(0);
+      await server.down();
+      rmSync(store, { recursive: true, force: true });
+      cpSync(backup, store, { recursive: true });
+      await server.up();
+      const r = await drain(server, dir);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/stream TRIBUTARY ends at sequence 300, but bronze read it up to 500/);
+    } finally {
+      rmSync(store, { recursive: true, force: true });
+      rmSync(backup, { recursive: true, force: true });
+    }
+  });
+});
