@@ -64,8 +64,11 @@ export interface BronzeLedger {
 }
 
 const DEFAULT_STALL_MS = 15_000;
-/** Repositionings within four stall timeouts that mean another client is consuming the same durable. */
-const FLAPPING_REPOSITIONS = 3;
+/**
+ * Repositionings within four stall timeouts that mean another client is consuming the same
+ * durable. One can be a reconnect; two in a row mean deliveries keep going elsewhere.
+ */
+const FLAPPING_REPOSITIONS = 2;
 /** Stalled this long despite repositioning: give up, so a supervisor restarts the daemon. */
 const STALL_GIVE_UP_MS = 180_000;
 
