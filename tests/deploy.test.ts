@@ -167,9 +167,43 @@ describe("deploy/prometheus.yml", () => {
     // The address the daemon listens on by default.
     expect(readFileSync(fileURLToPath(new URL("../tributary.example.yaml", import.meta.url)), "utf8")).toMatch(/^\s+listen: 127\.0\.0\.1:9464$/m);
 
-    const r = tool("promtool", ["check", "config", deployFile("prometheus.yml")]);
-    if (r === null) return; // promtool absent (it is installed in CI by .ci/run)
-    expect(r.status, r.output).toBe(0);
+    // promtool checks that the bearer token's credentials_file exists; put one beside a copy, as
+    // the file is installed (/etc/prometheus/prometheus.yml beside /etc/prometheus/tributary.token).
+    const dir = mkdtempSync(join(tmpdir(), "tributary-prometheus-"));
+    try {
+      writeFileSync(join(dir, "prometheus.yml"), readFileSync(deployFile("prometheus.yml")));
+      writeFileSync(join(dir, "tributary.token"), "0123456789abcdef0123456789abcdef\n", { mode: 0o600 });
+      const r = tool("promtool", ["check", "config", join(dir, "prometheus.yml")]);
+      if (r === null) return; // promtool absent (it is installed in CI by .ci/run)
+      expect(r.status, r.output).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("sends the bearer token that http.token guards /metrics with", async () => {
+    const config = parseYaml(readFileSync(deployFile("prometheus.yml"), "utf8"));
+    const job = config.scrape_configs.find((j: { job_name: string }) => j.job_name === "tributary");
+    expect(job.authorization).toEqual({ type: "Bearer", credentials_file: "tributary.token" });
+    // What Prometheus sends (the file's content, trimmed) is what the daemon accepts.
+    const token = "0123456789abcdef0123456789abcdef";
+    const dataDir = mkdtempSync(join(tmpdir(), "tributary-deploy-auth-"));
+    const topology = createTopology({
+      source: { kind: "observable", messages: concat(generatorSource({ messages: 10 }), NEVER) },
+      config: { dataDir, http: { token } },
+      http: { host: "127.0.0.1", port: 0 },
+    });
+    try {
+      await topology.start();
+      const url = `http://127.0.0.1:${topology.httpAddress!.port}${job.metrics_path}`;
+      expect((await fetch(url)).status).toBe(401);
+      const res = await fetch(url, { headers: { authorization: `${job.authorization.type} ${token}` } });
+      expect(res.status).toBe(200);
+      expect(await res.text()).toMatch(/^# TYPE tributary_up gauge$/m);
+    } finally {
+      await topology.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 
