@@ -6,6 +6,9 @@ import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { parse as parseYaml } from "yaml";
 import { ConfigError } from "./errors.js";
+import { parseTimestamp } from "./timestamps.js";
+import { DECODE_DEFAULTS } from "./operators/decode.js";
+import { VALIDATE_DEFAULTS } from "./operators/validate.js";
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -95,7 +98,30 @@ export const configSchema = z
     limits: z
       .strictObject({
         /** Payloads larger than this are quarantined as `oversize` (they are still kept in bronze). */
-        maxPayloadBytes: z.number().int().positive().default(1_048_576),
+        maxPayloadBytes: z.number().int().positive().default(DECODE_DEFAULTS.maxPayloadBytes),
+        /** Deepest nesting of maps and arrays in a payload (the record is depth 1); deeper is `oversize`. */
+        maxDepth: z.number().int().positive().default(DECODE_DEFAULTS.maxDepth),
+        /** Map entries plus array elements in one payload, all depths together; more is `oversize`. */
+        maxFields: z.number().int().positive().default(DECODE_DEFAULTS.maxFields),
+        /** Longest id in characters; longer (or one with a control character) is `invalid_type`. */
+        maxIdLength: z.number().int().positive().default(VALIDATE_DEFAULTS.maxIdLength),
+        /** Longest text field (name, email, segment, types) in characters; longer is `invalid_type`. */
+        maxTextLength: z.number().int().positive().default(VALIDATE_DEFAULTS.maxTextLength),
+        /**
+         * Earliest accepted timestamp, as ISO-8601 or epoch milliseconds (held as epoch ms); an
+         * earlier one is `invalid_range`.
+         */
+        minEventTime: z
+          .union([z.number().int(), z.string()])
+          .transform((v, ctx) => {
+            const ms = parseTimestamp(v);
+            if (ms === null) {
+              ctx.addIssue({ code: "custom", message: `expected an ISO-8601 timestamp or epoch milliseconds, got ${JSON.stringify(v)}` });
+              return z.NEVER;
+            }
+            return ms;
+          })
+          .default(VALIDATE_DEFAULTS.minEventTime),
       })
       .prefault({}),
     http: z

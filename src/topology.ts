@@ -369,8 +369,9 @@ export class Topology {
   /** The per-record operator chain, shared by live consumption and bronze replay. */
   private stages(segments: SegmentDirectory): OperatorFunction<SourceMessage, Staged> {
     const c = this.config;
-    const decodeOptions = { maxPayloadBytes: c.limits.maxPayloadBytes };
-    const validateOptions = { rates: c.currency.rates };
+    const { maxPayloadBytes, maxDepth, maxFields, maxIdLength, maxTextLength, minEventTime } = c.limits;
+    const decodeOptions = { maxPayloadBytes, maxDepth, maxFields };
+    const validateOptions = { rates: c.currency.rates, minEventTime, maxIdLength, maxTextLength };
     const enrichOptions = { rates: c.currency.rates, segments };
     const window = this.window;
     // decode → validate → dedupe → enrich, fused into one step: the same plain functions the

@@ -1,14 +1,25 @@
 import { map, type OperatorFunction } from "rxjs";
-import { Unpackr } from "msgpackr";
+import { Unpackr, type Options as UnpackrOptions } from "msgpackr";
 import type { SourceMessage, Staged } from "../types.js";
 import { ENTITIES } from "../types.js";
+import { scanJson, scanMessagePack, type StructureLimits } from "./scan.js";
 
 export interface DecodeOptions {
   /** Payloads above this many bytes are quarantined as `oversize` without being parsed. */
   readonly maxPayloadBytes: number;
+  /** Deepest nesting of maps and arrays (the record's map is depth 1); deeper is `oversize`. */
+  readonly maxDepth?: number;
+  /** Map entries plus array elements in a payload, all depths together; more is `oversize`. */
+  readonly maxFields?: number;
 }
 
-const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false });
+/** The decode limits' defaults, which `limits.*` in the config documents and uses. */
+export const DECODE_DEFAULTS = { maxPayloadBytes: 1_048_576, maxDepth: 32, maxFields: 1_000 } as const;
+
+// `int64AsType: "auto"`: a 64-bit integer beyond 2^53 becomes a BigInt instead of a rounded
+// number, so validate sees the exact value (an exact id, an out-of-range amount).
+// (msgpackr supports "auto" but its typings do not list it.)
+const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: "auto" } as unknown as UnpackrOptions);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const KNOWN_ENTITIES: ReadonlySet<string> = new Set(ENTITIES);
 const OPEN_BRACE = 0x7b;
@@ -33,7 +44,8 @@ export function isJsonPayload(data: Uint8Array, contentType: string | null): boo
 }
 
 /**
- * Decodes one message: checks its entity and payload size, then parses MessagePack or JSON into a
+ * Decodes one message: checks its entity and payload size, scans the payload's structure (lengths
+ * against the bytes present, nesting, entry count, UTF-8), then parses MessagePack or JSON into a
  * plain object. Failures become quarantine outcomes (`unknown_entity`, `oversize`, `decode_error`).
  *
  * @example
@@ -49,10 +61,26 @@ export function decodeMessage(msg: SourceMessage, options: DecodeOptions): Stage
   }
   let value: unknown;
   const json = isJsonPayload(msg.data, msg.contentType);
+  // The topology passes every limit, so the hot path builds nothing here.
+  const limits: StructureLimits =
+    options.maxDepth !== undefined && options.maxFields !== undefined
+      ? (options as StructureLimits)
+      : { maxDepth: options.maxDepth ?? DECODE_DEFAULTS.maxDepth, maxFields: options.maxFields ?? DECODE_DEFAULTS.maxFields };
+  const format = json ? "JSON" : "MessagePack";
   try {
-    value = json ? JSON.parse(utf8.decode(msg.data)) : unpackr.unpack(msg.data);
+    if (json) {
+      // Decoding first rejects invalid UTF-8; the scan then reads the text the parser will.
+      const text = utf8.decode(msg.data);
+      const problem = scanJson(text, limits);
+      if (problem !== null) return quarantined(msg, entity, problem.reason, `${format}: ${problem.detail}`);
+      value = JSON.parse(text);
+    } else {
+      const problem = scanMessagePack(msg.data, limits);
+      if (problem !== null) return quarantined(msg, entity, problem.reason, `${format}: ${problem.detail}`);
+      value = unpackr.unpack(msg.data);
+    }
   } catch (err) {
-    return quarantined(msg, entity, "decode_error", `${json ? "JSON" : "MessagePack"}: ${(err as Error).message}`);
+    return quarantined(msg, entity, "decode_error", `${format}: ${(err as Error).message}`);
   }
   if (typeof value !== "object" || value === null || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) {
     return quarantined(msg, entity, "decode_error", `payload is not a ${json ? "JSON object" : "MessagePack map"}`);

@@ -1,13 +1,36 @@
 import { map, type OperatorFunction } from "rxjs";
 import type { Entity, Quarantine, Reason, Staged, ValidRecord } from "../types.js";
-import { parseTimestamp } from "../timestamps.js";
+import { formatTimestamp, parseTimestamp } from "../timestamps.js";
+import { toMicros } from "./aggregate.js";
 
 export interface ValidateOptions {
   /** Currency → multiplier to the base currency. A currency not in this table is `unknown_currency`. */
   readonly rates: Readonly<Record<string, number>>;
-  /** How far an event time may lie after the receive time; default 24 h. */
+  /** How far any timestamp may lie after the receive time; default 24 h. Later is `future_timestamp`. */
   readonly futureToleranceMs?: number;
+  /** Earliest accepted timestamp, epoch ms; default 0 (1970-01-01T00:00:00Z). Earlier is `invalid_range`. */
+  readonly minEventTime?: number;
+  /** Longest accepted id, in characters (code points); default 256. Longer is `invalid_type`. */
+  readonly maxIdLength?: number;
+  /** Longest accepted text field, in characters (code points); default 1,024. Longer is `invalid_type`. */
+  readonly maxTextLength?: number;
 }
+
+/** The contract limits' defaults, which `limits.*` in the config documents and uses. */
+export const VALIDATE_DEFAULTS = {
+  futureToleranceMs: 86_400_000,
+  minEventTime: 0,
+  maxIdLength: 256,
+  maxTextLength: 1_024,
+} as const;
+
+/**
+ * The largest money value gold can sum exactly, in millionths of the base currency: 2^53 − 1. An
+ * amount whose base-currency micros exceed it is `invalid_range`. The largest accepted amount in
+ * the base currency is therefore 9,007,199,254.74099 (the next double up rounds to 2^53 micros);
+ * in another currency it is about that divided by the currency's rate.
+ */
+export const MAX_AMOUNT_MICROS = Number.MAX_SAFE_INTEGER;
 
 type FieldKind = "id" | "text" | "timestamp" | "amount" | "currency";
 interface FieldSpec {
@@ -72,10 +95,25 @@ export const CONTRACT: Readonly<Record<Entity, EntityContract>> = {
 
 const NUMERIC = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const CURRENCY = /^[A-Za-z]{3}$/;
-const DEFAULT_FUTURE_TOLERANCE_MS = 86_400_000;
+/**
+ * What an id may not contain: C0 and C1 controls and DEL, which terminals, logs and CSV readers
+ * interpret; and the invisible bidirectional controls (ALM, LRM, RLM, the embeddings, overrides
+ * and isolates U+202A–202E, U+2066–2069), line and paragraph separators and the BOM, which make
+ * two ids that print the same differ. Lone surrogates are checked apart.
+ */
+const ID_FORBIDDEN = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
+/** Text fields may hold tabs and line breaks, but no other control characters. */
+const TEXT_FORBIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 
 type Parsed = { ok: true; value: string | number | null } | { ok: false; reason: Reason; detail: string };
 const fail = (reason: Reason, detail: string): Parsed => ({ ok: false, reason, detail });
+
+/** The limits one call applies, resolved from the options. */
+interface Limits {
+  readonly minEventTime: number;
+  readonly maxIdLength: number;
+  readonly maxTextLength: number;
+}
 
 function isBlank(v: unknown): boolean {
   return v === undefined || v === null || (typeof v === "string" && v.trim() === "");
@@ -87,34 +125,86 @@ function describe(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-function parseField(kind: FieldKind, v: unknown): Parsed {
+/** Characters (code points) in `s`, counted only as far as needed to compare with `max`. */
+function longerThan(s: string, max: number): boolean {
+  if (s.length <= max) return false;
+  // Each code point is one or two UTF-16 units.
+  if (s.length > 2 * max) return true;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0xdc00 || c > 0xdfff) n++;
+  }
+  return n > max;
+}
+
+const isWellFormed = (s: string): boolean => (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+
+function codePointAt(s: string, index: number): string {
+  return `U+${s.charCodeAt(index).toString(16).toUpperCase().padStart(4, "0")}`;
+}
+
+/** Why a string is not an acceptable id or text, or null when it is. */
+function stringProblem(s: string, what: "id" | "text", max: number, forbidden: RegExp): string | null {
+  if (longerThan(s, max)) return `${what} of ${s.length} UTF-16 units is longer than limits.max${what === "id" ? "Id" : "Text"}Length (${max} characters)`;
+  const at = s.search(forbidden);
+  if (at >= 0) return `${what} contains the control character ${codePointAt(s, at)} at ${at}`;
+  if (!isWellFormed(s)) return `${what} contains a lone UTF-16 surrogate`;
+  return null;
+}
+
+function parseField(kind: FieldKind, v: unknown, limits: Limits): Parsed {
   switch (kind) {
-    case "id":
-      if (typeof v === "string") return { ok: true, value: v.trim() };
-      if (typeof v === "number" && Number.isSafeInteger(v)) return { ok: true, value: String(v) };
-      if (typeof v === "bigint") return { ok: true, value: v.toString() };
-      return fail("invalid_type", `expected a string or integer id, got ${describe(v)}`);
-    case "text":
-      return typeof v === "string" ? { ok: true, value: v.trim() } : fail("invalid_type", `expected a string, got ${describe(v)}`);
-    case "timestamp": {
-      if (v instanceof Date) {
-        const t = v.getTime();
-        return Number.isNaN(t) ? fail("invalid_timestamp", "invalid date") : { ok: true, value: t };
+    case "id": {
+      let id: string;
+      if (typeof v === "string") {
+        id = v.trim();
+        const problem = stringProblem(id, "id", limits.maxIdLength, ID_FORBIDDEN);
+        if (problem !== null) return fail("invalid_type", problem);
+        return { ok: true, value: id };
       }
-      if (typeof v !== "string" && typeof v !== "number" && typeof v !== "bigint") {
+      if (typeof v === "number" && Number.isSafeInteger(v)) id = String(v);
+      else if (typeof v === "bigint") id = v.toString();
+      else return fail("invalid_type", `expected a string or integer id, got ${describe(v)}`);
+      if (id.length > limits.maxIdLength) return fail("invalid_type", `id of ${id.length} digits is longer than limits.maxIdLength (${limits.maxIdLength})`);
+      return { ok: true, value: id };
+    }
+    case "text": {
+      if (typeof v !== "string") return fail("invalid_type", `expected a string, got ${describe(v)}`);
+      const text = v.trim();
+      const problem = stringProblem(text, "text", limits.maxTextLength, TEXT_FORBIDDEN);
+      return problem === null ? { ok: true, value: text } : fail("invalid_type", problem);
+    }
+    case "timestamp": {
+      let t: number | null;
+      if (v instanceof Date) {
+        t = v.getTime();
+        if (Number.isNaN(t)) return fail("invalid_timestamp", "invalid date");
+      } else if (typeof v === "string" || typeof v === "number" || typeof v === "bigint") {
+        t = parseTimestamp(v);
+        if (t === null) return fail("invalid_timestamp", `not an ISO-8601 timestamp or integer epoch milliseconds: ${describe(v)}`);
+      } else {
         return fail("invalid_type", `expected an ISO-8601 string or epoch milliseconds, got ${describe(v)}`);
       }
-      const t = parseTimestamp(v);
-      return t === null ? fail("invalid_timestamp", `not an ISO-8601 timestamp or integer epoch milliseconds: ${describe(v)}`) : { ok: true, value: t };
+      if (t < limits.minEventTime) {
+        return fail("invalid_range", `${formatTimestamp(t)} is before limits.minEventTime (${formatTimestamp(limits.minEventTime)})`);
+      }
+      return { ok: true, value: t };
     }
     case "amount": {
       let n: number;
       if (typeof v === "number") n = v;
       else if (typeof v === "string" && NUMERIC.test(v.trim())) n = Number(v.trim());
-      else return fail("invalid_type", `expected a number, got ${describe(v)}`);
+      else if (typeof v === "bigint") {
+        // MessagePack decodes 64-bit integers beyond 2^53 as BigInt: as a number they would round.
+        if (v < 0n) return fail("invalid_range", `amount must be >= 0, got ${v}`);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER)) return fail("invalid_range", `amount ${v} is beyond the largest accepted amount`);
+        n = Number(v);
+      } else return fail("invalid_type", `expected a number, got ${describe(v)}`);
       if (!Number.isFinite(n)) return fail("invalid_type", `expected a finite number, got ${describe(v)}`);
       if (n < 0) return fail("invalid_range", `amount must be >= 0, got ${n}`);
-      return { ok: true, value: n };
+      // -0 becomes 0, so that every later sum and printout is plain zero.
+      return { ok: true, value: n === 0 ? 0 : n };
     }
     case "currency":
       if (typeof v !== "string" || !CURRENCY.test(v.trim())) return fail("invalid_type", `expected a three-letter currency code, got ${describe(v)}`);
@@ -135,6 +225,11 @@ export function validateRecord(staged: Staged, options: ValidateOptions): Staged
   const entity = staged.entity as Entity;
   const contract = CONTRACT[entity];
   const input = staged.outcome.fields;
+  const limits: Limits = {
+    minEventTime: options.minEventTime ?? VALIDATE_DEFAULTS.minEventTime,
+    maxIdLength: options.maxIdLength ?? VALIDATE_DEFAULTS.maxIdLength,
+    maxTextLength: options.maxTextLength ?? VALIDATE_DEFAULTS.maxTextLength,
+  };
   const values: Record<string, string | number | null> = {};
   for (const spec of contract.fields) {
     const raw = Object.prototype.hasOwnProperty.call(input, spec.name) ? input[spec.name] : undefined;
@@ -143,25 +238,36 @@ export function validateRecord(staged: Staged, options: ValidateOptions): Staged
       values[spec.name] = spec.fallback;
       continue;
     }
-    const parsed = parseField(spec.kind, raw);
+    const parsed = parseField(spec.kind, raw, limits);
     if (!parsed.ok) return quarantine(staged, parsed.reason, spec.name, parsed.detail);
     values[spec.name] = parsed.value;
   }
-  if (entity === "transactions" && !(values.currency as string in options.rates)) {
-    return quarantine(staged, "unknown_currency", "currency", `currency ${values.currency} is not in the rates table`);
+  if (entity === "transactions") {
+    const currency = values.currency as string;
+    if (!Object.hasOwn(options.rates, currency)) {
+      return quarantine(staged, "unknown_currency", "currency", `currency ${currency} is not in the rates table`);
+    }
+    // Gold sums millionths of the base currency as integers; past 2^53 they would round (or overflow).
+    const micros = toMicros((values.amount as number) * options.rates[currency]!);
+    if (!(micros <= MAX_AMOUNT_MICROS)) {
+      const largest = MAX_AMOUNT_MICROS / 1e6 / options.rates[currency]!;
+      return quarantine(staged, "invalid_range", "amount", `amount ${values.amount} ${currency} is above the largest accepted, about ${largest.toPrecision(16)} ${currency}`);
+    }
   }
   if (entity === "sessions" && (values.session_end as number) < (values.session_start as number)) {
     return quarantine(staged, "invalid_range", "session_end", "session_end is before session_start");
   }
+  // Every timestamp, not only the event time: a session's end feeds its duration, for one.
+  const tolerance = options.futureToleranceMs ?? VALIDATE_DEFAULTS.futureToleranceMs;
+  const latest = staged.msg.receivedAt + tolerance;
+  for (const spec of contract.fields) {
+    if (spec.kind !== "timestamp") continue;
+    const t = values[spec.name] as number | null;
+    if (t !== null && t > latest) {
+      return quarantine(staged, "future_timestamp", spec.name, `${spec.name} is more than ${tolerance / 3_600_000} h after receipt`);
+    }
+  }
   const eventAt = values[contract.eventTime] as number | null;
-  const tolerance = options.futureToleranceMs ?? DEFAULT_FUTURE_TOLERANCE_MS;
-  if (eventAt !== null && eventAt > staged.msg.receivedAt + tolerance) {
-    return quarantine(staged, "future_timestamp", contract.eventTime, `event time is more than ${tolerance / 3_600_000} h after receipt`);
-  }
-  // A session's end feeds session duration: an end far in the future would inflate it.
-  if (entity === "sessions" && (values.session_end as number) > staged.msg.receivedAt + tolerance) {
-    return quarantine(staged, "future_timestamp", "session_end", `session_end is more than ${tolerance / 3_600_000} h after receipt`);
-  }
   return { msg: staged.msg, entity, outcome: { status: "valid", record: toRecord(entity, values, eventAt) } };
 }
 

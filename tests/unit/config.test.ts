@@ -30,7 +30,14 @@ describe("parseConfig: defaults", () => {
     expect(c.dataDir).toBe("./data");
     expect(c.dedupe).toEqual({ window: 7 * 86_400_000, maxEntries: 200_000 });
     expect(c.batch).toEqual({ maxRecords: 2_000, maxWait: 20 });
-    expect(c.limits).toEqual({ maxPayloadBytes: 1_048_576 });
+    expect(c.limits).toEqual({
+      maxPayloadBytes: 1_048_576,
+      maxDepth: 32,
+      maxFields: 1_000,
+      maxIdLength: 256,
+      maxTextLength: 1_024,
+      minEventTime: 0,
+    });
     expect(c.storage).toEqual({ synchronous: "full", busyTimeout: 10_000, commitThread: "worker" });
   });
 
@@ -119,6 +126,33 @@ describe("parseConfig: errors name their key path", () => {
   ])("rejects a bad value in %j naming %s", (input, path) => {
     const message = configError(() => parseConfig(input)).message;
     expect(message.startsWith(`${path}: `), message).toBe(true);
+  });
+});
+
+describe("parseConfig: limits", () => {
+  it("takes limits.minEventTime as ISO-8601 or epoch milliseconds, held as epoch ms", () => {
+    expect(parseConfig({ limits: { minEventTime: "2000-01-01T00:00:00Z" } }).limits.minEventTime).toBe(Date.UTC(2000, 0, 1));
+    expect(parseConfig({ limits: { minEventTime: "2000-01-01" } }).limits.minEventTime).toBe(Date.UTC(2000, 0, 1));
+    expect(parseConfig({ limits: { minEventTime: -86_400_000 } }).limits.minEventTime).toBe(-86_400_000);
+  });
+
+  it.each([["not a time"], ["2000-02-30"], [1.5], [true]])("rejects limits.minEventTime %j naming the key", (value) => {
+    const message = configError(() => parseConfig({ limits: { minEventTime: value } })).message;
+    expect(message.startsWith("limits.minEventTime: "), message).toBe(true);
+  });
+
+  it.each(["maxDepth", "maxFields", "maxIdLength", "maxTextLength"])("rejects a limits.%s that is not a positive integer", (key) => {
+    for (const value of [0, -1, 2.5, "many"]) {
+      const message = configError(() => parseConfig({ limits: { [key]: value } })).message;
+      expect(message.startsWith(`limits.${key}: `), message).toBe(true);
+    }
+  });
+
+  it("reads the new limits from the environment", () => {
+    const c = loadConfig({
+      env: { TRIBUTARY_LIMITS_MIN_EVENT_TIME: "2001-01-01T00:00:00Z", TRIBUTARY_LIMITS_MAX_ID_LENGTH: "64", TRIBUTARY_LIMITS_MAX_DEPTH: "8" },
+    });
+    expect(c.limits).toMatchObject({ minEventTime: Date.UTC(2001, 0, 1), maxIdLength: 64, maxDepth: 8 });
   });
 });
 

@@ -211,3 +211,171 @@ describe("decode (pipeable)", () => {
     ]);
   });
 });
+
+/** Bytes of a MessagePack str8 holding `body` as raw bytes (which may be invalid UTF-8). */
+const str8 = (body: number[]) => [0xd9, body.length, ...body];
+/** A one-entry MessagePack map `{ key: <raw value bytes> }`. */
+const mapOf = (key: string, value: number[]) => Uint8Array.from([0x81, ...str8([...text(key)]), ...value]);
+
+describe("decodeMessage: MessagePack strings must be valid UTF-8", () => {
+  it.each([
+    ["a lone continuation byte", [0x61, 0x80, 0x62]],
+    ["an invalid lead byte", [0x61, 0xff, 0x62]],
+    ["a truncated 3-byte sequence", [0x61, 0xe2, 0x82]],
+    ["an overlong 2-byte NUL", [0xc0, 0x80]],
+    ["an overlong 3-byte form", [0xe0, 0x80, 0xaf]],
+    ["an encoded surrogate (CESU)", [0xed, 0xa0, 0x80]],
+    ["a code point above U+10FFFF", [0xf4, 0x90, 0x80, 0x80]],
+    ["an invalid byte deep in a long string", [...text("x".repeat(100)), 0xfe, ...text("y".repeat(100))]],
+  ])("quarantines a value with %s as decode_error instead of replacing it", (_label, body) => {
+    const staged = decodeMessage(sourceMessage({ subject: "tributary.customers", data: mapOf("customer_id", str8(body)) }), OPTIONS);
+    expectQuarantine(staged, "decode_error");
+    if (staged.outcome.status === "quarantined") expect(staged.outcome.detail).toMatch(/UTF-8/);
+  });
+
+  it("quarantines invalid UTF-8 in a map key", () => {
+    const data = Uint8Array.from([0x81, 0xa3, 0x61, 0xff, 0x62, 0x01]);
+    expectQuarantine(decodeMessage(sourceMessage({ data }), OPTIONS), "decode_error");
+  });
+
+  it("keeps two byte strings that differ only in invalid bytes from colliding into one id", () => {
+    const a = decodeMessage(sourceMessage({ data: mapOf("customer_id", str8([0x61, 0xff, 0xfe, 0xfd, 0x62])) }), OPTIONS);
+    const b = decodeMessage(sourceMessage({ data: mapOf("customer_id", str8([0x61, 0x80, 0x81, 0x82, 0x62])) }), OPTIONS);
+    expect([a.outcome.status, b.outcome.status]).toEqual(["quarantined", "quarantined"]);
+  });
+
+  it("decodes valid multi-byte text exactly: accents, CJK, RTL letters and emoji, short and long", () => {
+    const values = ["Zoë Ångström", "顧客", "עברית", "😀👍🏽", "👨‍👩‍👧 ".repeat(20), "\u0000"];
+    const staged = decodeMessage(sourceMessage({ data: pack({ v: values }) }), OPTIONS);
+    expect(fieldsOf(staged)).toEqual({ v: values });
+  });
+});
+
+describe("decodeMessage: MessagePack headers are checked against the bytes present", () => {
+  it.each([
+    ["str32 claiming 4 GB", [0x81, 0xa1, 0x61, 0xdb, 0xff, 0xff, 0xff, 0xff, 0x61]],
+    ["str16 claiming 65 KB", [0x81, 0xa1, 0x61, 0xda, 0xff, 0xff, 0x61]],
+    ["bin32 claiming 4 GB", [0x81, 0xa1, 0x61, 0xc6, 0xff, 0xff, 0xff, 0xff]],
+    ["array32 claiming 4 billion elements", [0x81, 0xa1, 0x61, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x01]],
+    // msgpackr would allocate `new Array(n)` up front: 100+ MB for these 9-byte payloads.
+    ["array32 claiming 15.7 million elements", [0x81, 0xa1, 0x61, 0xdd, 0x00, 0xf0, 0x00, 0x00, 0x01]],
+    ["array32 claiming 33.5 million elements", [0x81, 0xa1, 0x61, 0xdd, 0x02, 0x00, 0x00, 0x00, 0x01]],
+    ["a top-level array32 claiming 4 billion elements", [0xdd, 0xff, 0xff, 0xff, 0xff]],
+    ["map32 claiming 4 billion entries", [0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 0x61, 0x01]],
+    ["array16 claiming 65,535 elements", [0x81, 0xa1, 0x61, 0xdc, 0xff, 0xff, 0x01, 0x02]],
+    ["ext32 claiming 4 GB", [0x81, 0xa1, 0x61, 0xc9, 0xff, 0xff, 0xff, 0xff, 0xff]],
+    ["a float64 cut short", [0x81, 0xa1, 0x61, 0xcb, 0x40, 0x09]],
+    ["a header cut short", [0x81, 0xa1, 0x61, 0xdb, 0xff]],
+  ])("quarantines %s as decode_error without allocating it", (_label, bytes) => {
+    const data = Uint8Array.from(bytes);
+    const before = process.memoryUsage().rss;
+    const started = performance.now();
+    const staged = decodeMessage(sourceMessage({ data }), OPTIONS);
+    expectQuarantine(staged, "decode_error");
+    expect(performance.now() - started).toBeLessThan(50);
+    expect(process.memoryUsage().rss - before).toBeLessThan(16 << 20);
+  });
+
+  it("quarantines a map key that is not a string", () => {
+    expectQuarantine(decodeMessage(sourceMessage({ data: Uint8Array.from([0x81, 0x01, 0x02]) }), OPTIONS), "decode_error");
+    expectQuarantine(decodeMessage(sourceMessage({ data: Uint8Array.from([0x81, 0x90, 0x02]) }), OPTIONS), "decode_error");
+  });
+
+  it.each([
+    ["msgpackr's record extension", [0xd4, 0x72, 0x00]],
+    ["msgpackr's bundled strings", [0xd6, 0x62, 0x00, 0x00, 0x00, 0x00]],
+    ["a structured-clone pointer", [0x81, 0xa1, 0x61, 0xd6, 0x70, 0x00, 0x00, 0x00, 0x01]],
+    ["a timestamp extension of the wrong size", [0x81, 0xa1, 0x61, 0xd5, 0xff, 0x00, 0x00]],
+  ])("quarantines %s as decode_error: the only extension accepted is the timestamp", (_label, bytes) => {
+    expectQuarantine(decodeMessage(sourceMessage({ data: Uint8Array.from(bytes) }), OPTIONS), "decode_error");
+  });
+
+  it("accepts timestamp extensions of 4, 8 and 12 bytes", () => {
+    for (const at of [new Date(Date.UTC(2026, 1, 1)), new Date(Date.UTC(2026, 1, 1, 10, 0, 0, 123)), new Date(Date.UTC(2600, 0, 1)), new Date(-1)]) {
+      expect(fieldsOf(decodeMessage(sourceMessage({ data: pack({ at }) }), OPTIONS)).at).toEqual(at);
+    }
+  });
+});
+
+describe("decodeMessage: nesting and size limits", () => {
+  const LIMITS = { maxPayloadBytes: 1 << 20, maxDepth: 4, maxFields: 10 };
+  const nest = (depth: number): unknown => (depth === 1 ? { a: 1 } : { a: nest(depth - 1) });
+
+  it("accepts nesting up to maxDepth (the record is depth 1) and quarantines one deeper as oversize", () => {
+    expect(decodeMessage(sourceMessage({ data: pack(nest(4)) }), LIMITS).outcome.status).toBe("decoded");
+    expectQuarantine(decodeMessage(sourceMessage({ data: pack(nest(5)) }), LIMITS), "oversize");
+    expect(decodeMessage(sourceMessage({ data: text(JSON.stringify(nest(4))) }), LIMITS).outcome.status).toBe("decoded");
+    expectQuarantine(decodeMessage(sourceMessage({ data: text(JSON.stringify(nest(5))) }), LIMITS), "oversize");
+  });
+
+  it("counts empty containers as nesting too", () => {
+    expectQuarantine(decodeMessage(sourceMessage({ data: pack({ a: [[[[]]]] }) }), LIMITS), "oversize");
+    expectQuarantine(decodeMessage(sourceMessage({ data: text('{"a":[[[{}]]]}') }), LIMITS), "oversize");
+  });
+
+  it("accepts maxFields map entries and array elements, and quarantines one more as oversize", () => {
+    const ten = { a: 1, b: [1, 2, 3], c: { d: 1, e: 2, f: 3 }, g: 4 }; // 4 + 3 + 3 = 10
+    const eleven = { ...ten, h: 5 };
+    expect(decodeMessage(sourceMessage({ data: pack(ten) }), LIMITS).outcome.status).toBe("decoded");
+    expectQuarantine(decodeMessage(sourceMessage({ data: pack(eleven) }), LIMITS), "oversize");
+    expect(decodeMessage(sourceMessage({ data: text(JSON.stringify(ten)) }), LIMITS).outcome.status).toBe("decoded");
+    expectQuarantine(decodeMessage(sourceMessage({ data: text(JSON.stringify(eleven)) }), LIMITS), "oversize");
+    expect(decodeMessage(sourceMessage({ data: text('{"a":[],"b":{},"c":[1,2,3,4,5,6,7]}') }), LIMITS).outcome.status).toBe("decoded");
+  });
+
+  it("does not count brackets and commas inside JSON strings, escaped quotes included", () => {
+    const tricky = { a: '[[[[[{{{{,,,,,,,,,,,', b: 'say \\"[[[[[\\" \\\\', c: '"]]]]]"' };
+    const staged = decodeMessage(sourceMessage({ data: text(JSON.stringify(tricky)) }), LIMITS);
+    expect(fieldsOf(staged)).toEqual(tricky);
+  });
+
+  it("quarantines 100k-deep MessagePack arrays as oversize, quickly and without recursion", () => {
+    const depth = 100_000;
+    const data = new Uint8Array(depth + 4);
+    data.set([0x81, 0xa1, 0x61]);
+    data.fill(0x91, 3, 3 + depth); // fixarray of one element, nested
+    data[3 + depth] = 0x01;
+    const started = performance.now();
+    expectQuarantine(decodeMessage(sourceMessage({ data }), { maxPayloadBytes: 1 << 20 }), "oversize");
+    expect(performance.now() - started).toBeLessThan(100);
+  });
+
+  it("quarantines 500k-deep JSON as oversize", () => {
+    const body = `{"a":${"[".repeat(500_000)}${"]".repeat(500_000)}}`;
+    expectQuarantine(decodeMessage(sourceMessage({ data: text(body) }), { maxPayloadBytes: 1 << 21 }), "oversize");
+  });
+
+  it("quarantines a 50k-field record as oversize under the default limits", () => {
+    const fields = Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`f${i}`, i]));
+    expectQuarantine(decodeMessage(sourceMessage({ data: pack(fields) }), { maxPayloadBytes: 1 << 20 }), "oversize");
+    expectQuarantine(decodeMessage(sourceMessage({ data: text(JSON.stringify(fields)) }), { maxPayloadBytes: 1 << 20 }), "oversize");
+  });
+});
+
+describe("decodeMessage: 64-bit integers and prototype keys", () => {
+  const int64 = (hi: number, lo: number, signed = false) =>
+    Uint8Array.from([0x81, 0xa1, 0x76, signed ? 0xd3 : 0xcf, hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff]);
+
+  it("decodes a uint64 beyond 2^53 as an exact BigInt instead of rounding it", () => {
+    expect(fieldsOf(decodeMessage(sourceMessage({ data: int64(0x00200000, 1) }), OPTIONS)).v).toBe(2n ** 53n + 1n);
+    expect(fieldsOf(decodeMessage(sourceMessage({ data: int64(0xffffffff, 0xffffffff) }), OPTIONS)).v).toBe(2n ** 64n - 1n);
+    expect(fieldsOf(decodeMessage(sourceMessage({ data: int64(0xffffffff, 0xffffffff, true) }), OPTIONS)).v).toBe(-1);
+  });
+
+  it("keeps 64-bit integers within 2^53 as numbers", () => {
+    expect(fieldsOf(decodeMessage(sourceMessage({ data: int64(0, 42) }), OPTIONS)).v).toBe(42);
+    expect(fieldsOf(decodeMessage(sourceMessage({ data: int64(0x001fffff, 0xffffffff) }), OPTIONS)).v).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it("never gives a decoded record a prototype other than Object.prototype", () => {
+    const json = decodeMessage(sourceMessage({ data: text('{"__proto__":{"customer_id":"x"},"constructor":"c"}') }), OPTIONS);
+    const fields = fieldsOf(json);
+    expect(Object.getPrototypeOf(fields)).toBe(Object.prototype);
+    expect(Object.hasOwn(fields, "__proto__")).toBe(true);
+    expect(Object.hasOwn(fields, "customer_id")).toBe(false);
+    const mp = fieldsOf(decodeMessage(sourceMessage({ data: Uint8Array.from([0x82, ...str8([...text("__proto__")]), 0x81, 0xa1, 0x78, 0x01, 0xab, ...text("constructor"), 0x02]) }), OPTIONS));
+    expect(Object.getPrototypeOf(mp)).toBe(Object.prototype);
+    expect(Object.hasOwn(mp, "constructor")).toBe(true);
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
+  });
+});

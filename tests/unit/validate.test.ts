@@ -462,3 +462,174 @@ describe("validate (pipeable)", () => {
     expect(out[2]!.outcome).toMatchObject({ status: "valid", record: { entity: "customers", id: "5" } });
   });
 });
+
+describe("validateRecord: the amount range (base-currency micros must be an exact integer)", () => {
+  // The largest double whose micros round to at most 2^53 - 1 (9,007,199,254,740,990 micros);
+  // the next double up, 9,007,199,254.7409916, rounds to 2^53.
+  const LARGEST_USD = 9_007_199_254.74099;
+
+  it("quarantines 1e308 as invalid_range: its micros would overflow to Infinity in gold", () => {
+    expectQuarantine(run("transactions", { amount: 1e308 }), "invalid_range", "amount");
+    expectQuarantine(run("transactions", { amount: "1e308" }), "invalid_range", "amount");
+    expectQuarantine(run("transactions", { amount: Number.MAX_VALUE, currency: "EUR" }), "invalid_range", "amount");
+  });
+
+  it("accepts the largest amount whose micros are at most 2^53 - 1, and rejects the next one", () => {
+    const r = recordOf(run("transactions", { amount: LARGEST_USD }));
+    if (r.entity !== "transactions") throw new Error("unreachable");
+    expect(Math.round(r.amount * 1e6)).toBe(9_007_199_254_740_990);
+    expectQuarantine(run("transactions", { amount: 9_007_199_254.7409916 }), "invalid_range", "amount");
+    expectQuarantine(run("transactions", { amount: Number.MAX_SAFE_INTEGER / 1e6 }), "invalid_range", "amount");
+    expectQuarantine(run("transactions", { amount: 2 ** 53 + 1 }), "invalid_range", "amount");
+  });
+
+  it("applies the limit after conversion to the base currency", () => {
+    // 9e9 USD fits; 9e9 GBP is 11.43e9 USD and does not.
+    expect(recordOf(run("transactions", { amount: 9e9 }))).toMatchObject({ amount: 9e9 });
+    expectQuarantine(run("transactions", { amount: 9e9, currency: "GBP" }), "invalid_range", "amount");
+    expect(recordOf(run("transactions", { amount: 7e9, currency: "GBP" }))).toMatchObject({ amount: 7e9, currency: "GBP" });
+  });
+
+  it("turns -0 into 0", () => {
+    for (const value of [-0, "-0", "-0.0"]) {
+      const r = recordOf(run("transactions", { amount: value }));
+      if (r.entity !== "transactions") throw new Error("unreachable");
+      expect(Object.is(r.amount, 0), String(value)).toBe(true);
+    }
+  });
+
+  it("takes BigInt amounts (MessagePack int64) exactly, and quarantines those beyond 2^53 as invalid_range", () => {
+    expect(recordOf(run("transactions", { amount: 25n }))).toMatchObject({ amount: 25 });
+    expectQuarantine(run("transactions", { amount: 2n ** 53n + 1n }), "invalid_range", "amount");
+    expectQuarantine(run("transactions", { amount: 2n ** 63n }), "invalid_range", "amount");
+    expectQuarantine(run("transactions", { amount: -1n }), "invalid_range", "amount");
+  });
+
+  it("keeps NaN and the infinities invalid_type: they are not finite numbers", () => {
+    for (const value of [Number.NaN, Infinity, -Infinity]) expectQuarantine(run("transactions", { amount: value }), "invalid_type", "amount");
+  });
+});
+
+describe("validateRecord: the event-time floor, limits.minEventTime", () => {
+  const timeFields: Array<[Entity, string]> = [
+    ["customers", "registration_date"],
+    ["transactions", "transaction_date"],
+    ["interactions", "interaction_date"],
+    ["events", "event_timestamp"],
+    ["sessions", "session_start"],
+    ["sessions", "session_end"],
+  ];
+  const patchFor = (entity: Entity, field: string, value: unknown): Record<string, unknown> =>
+    // A session_start before the floor needs an end that is not before it to reach the check.
+    entity === "sessions" && field === "session_start" ? { session_start: value } : { [field]: value };
+
+  it.each(timeFields)("%s.%s: before 1970-01-01T00:00:00Z by default is invalid_range", (entity, field) => {
+    for (const value of [-1, "1969-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z", -8.64e15, new Date(-8.64e15), new Date(Date.UTC(-271821, 3, 20))]) {
+      expectQuarantine(run(entity, patchFor(entity, field, value)), "invalid_range", field);
+    }
+  });
+
+  it.each(timeFields)("%s.%s: exactly the floor is accepted", (entity, field) => {
+    const patch = entity === "sessions" ? { session_start: 0, session_end: field === "session_end" ? 0 : 1000 } : { [field]: "1970-01-01T00:00:00Z" };
+    expect(run(entity, patch).outcome.status).toBe("valid");
+  });
+
+  it("honours a configured floor, to the millisecond", () => {
+    const minEventTime = Date.UTC(2020, 0, 1);
+    const at = (t: number) => validateRecord(decoded("events", { ...BASE.events, event_timestamp: t }), { ...OPTIONS, minEventTime });
+    expect(at(minEventTime).outcome.status).toBe("valid");
+    expect(at(minEventTime - 1).outcome).toMatchObject({ status: "quarantined", reason: "invalid_range", field: "event_timestamp" });
+  });
+
+  it("quarantines the latest instant a Date can hold as future_timestamp, and a later one as invalid_timestamp", () => {
+    expectQuarantine(run("events", { event_timestamp: 8.64e15 }), "future_timestamp", "event_timestamp");
+    expectQuarantine(run("events", { event_timestamp: 8.64e15 + 1 }), "invalid_timestamp", "event_timestamp");
+    expectQuarantine(run("events", { event_timestamp: "+275760-09-13T00:00:00Z" }), "invalid_timestamp", "event_timestamp");
+    expectQuarantine(run("events", { event_timestamp: 2n ** 60n }), "invalid_timestamp", "event_timestamp");
+  });
+
+  it("a customer registered in the future is future_timestamp on registration_date", () => {
+    expectQuarantine(run("customers", { registration_date: RECEIVED_AT + DAY + 1 }), "future_timestamp", "registration_date");
+  });
+});
+
+describe("validateRecord: id and text shape", () => {
+  it("accepts an id of limits.maxIdLength characters and rejects one more as invalid_type", () => {
+    expect(recordOf(run("events", { event_id: "e".repeat(256) })).id).toHaveLength(256);
+    expectQuarantine(run("events", { event_id: "e".repeat(257) }), "invalid_type", "event_id");
+    expectQuarantine(run("events", { customer_id: "c".repeat(300_000) }), "invalid_type", "customer_id");
+  });
+
+  it("counts characters, not UTF-16 units: 256 emoji are a valid id", () => {
+    const id = "😀".repeat(256);
+    expect(recordOf(run("events", { customer_id: id })).customer_id).toBe(id);
+    expectQuarantine(run("events", { customer_id: id + "😀" }), "invalid_type", "customer_id");
+  });
+
+  it("honours a configured maxIdLength, for integer ids too", () => {
+    const opts = { ...OPTIONS, maxIdLength: 4 };
+    expect(validateRecord(decoded("events", { ...BASE.events, event_id: 1234 }), opts).outcome.status).toBe("valid");
+    expect(validateRecord(decoded("events", { ...BASE.events, event_id: 12345 }), opts).outcome).toMatchObject({ reason: "invalid_type", field: "event_id" });
+    expect(validateRecord(decoded("events", { ...BASE.events, event_id: "abcde" }), opts).outcome).toMatchObject({ reason: "invalid_type", field: "event_id" });
+  });
+
+  it.each([
+    ["NUL", "a\u0000b"],
+    ["ESC (a terminal escape)", "a\u001b[31mb"],
+    ["an inner newline", "a\nb"],
+    ["DEL", "a\u007fb"],
+    ["a C1 control", "a\u0085b"],
+    ["right-to-left override", "abc\u202Egpj.exe"],
+    ["a left-to-right isolate", "a\u2066b\u2069"],
+    ["a right-to-left mark", "a\u200Fb"],
+    ["a BOM", "a\uFEFFb"],
+    ["a lone high surrogate", "a\uD800b"],
+    ["a lone low surrogate", "a\uDC00"],
+  ])("rejects an id with %s as invalid_type, naming the field", (_label, id) => {
+    expectQuarantine(run("transactions", { customer_id: id }), "invalid_type", "customer_id");
+    expectQuarantine(run("transactions", { transaction_id: id }), "invalid_type", "transaction_id");
+  });
+
+  it.each([
+    ["emoji", "🦊-customer-👍🏽"],
+    ["a joined emoji sequence", "👨‍👩‍👧"],
+    ["Hebrew letters", "לקוח-7"],
+    ["Arabic letters", "عميل٧"],
+    ["SQL", "'); DROP TABLE customers;--"],
+    ["a prototype key", "__proto__"],
+    ["constructor", "constructor"],
+    ["toString", "toString"],
+    ["hasOwnProperty", "hasOwnProperty"],
+  ])("accepts an id with %s as an ordinary id", (_label, id) => {
+    expect(recordOf(run("transactions", { customer_id: id })).customer_id).toBe(id);
+  });
+
+  it("accepts text of limits.maxTextLength characters and rejects one more as invalid_type", () => {
+    expect(recordOf(run("customers", { name: "n".repeat(1024) }))).toMatchObject({ name: "n".repeat(1024) });
+    expectQuarantine(run("customers", { name: "n".repeat(1025) }), "invalid_type", "name");
+    expectQuarantine(run("events", { event_type: "t".repeat(100_000) }), "invalid_type", "event_type");
+    const opts = { ...OPTIONS, maxTextLength: 5 };
+    expect(validateRecord(decoded("sessions", { ...BASE.sessions, device_type: "sixsix" }), opts).outcome).toMatchObject({ reason: "invalid_type", field: "device_type" });
+  });
+
+  it("allows tabs and line breaks inside text but no other control characters or lone surrogates", () => {
+    expect(recordOf(run("customers", { name: "Ada\tLovelace\r\nCountess" }))).toMatchObject({ name: "Ada\tLovelace\r\nCountess" });
+    expect(recordOf(run("customers", { name: "שרה" }))).toMatchObject({ name: "שרה" });
+    expectQuarantine(run("customers", { customer_segment: "vip\u001b[2J" }), "invalid_type", "customer_segment");
+    expectQuarantine(run("customers", { email: "a\u0000@example.com" }), "invalid_type", "email");
+    expectQuarantine(run("interactions", { interaction_type: "chat\uD800" }), "invalid_type", "interaction_type");
+  });
+});
+
+describe("validateRecord: own properties only", () => {
+  it("ignores a currency the rates table inherits", () => {
+    const rates = Object.assign(Object.create({ XYZ: 2 }) as Record<string, number>, { USD: 1 });
+    const staged = validateRecord(decoded("transactions", { ...BASE.transactions, currency: "XYZ" }), { rates });
+    expect(staged.outcome).toMatchObject({ reason: "unknown_currency", field: "currency" });
+  });
+
+  it("treats a JSON __proto__ member as an ordinary unknown field", () => {
+    const fields = JSON.parse('{"__proto__":{"transaction_id":"t9","amount":5},"customer_id":"c1","currency":"USD","transaction_date":"2026-02-28"}');
+    expectQuarantine(validateRecord(decoded("transactions", fields), OPTIONS), "missing_field", "transaction_id");
+  });
+});
