@@ -133,7 +133,7 @@ describe("tributary run with HTTP endpoints", () => {
 
 describe("tributary config check", () => {
   it("accepts the documented example and masks secrets", async () => {
-    const ok = await runCli(["config", "check", "tributary.example.yaml"]);
+    const ok = await runCli(["config", "check", "tributary.example.yaml"], { TRIBUTARY_HTTP_LISTEN: "" });
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ nats: { stream: "TRIBUTARY" }, http: { listen: "127.0.0.1:9464" } });
     const dir = mkdtempSync(join(tmpdir(), "tributary-config-"));

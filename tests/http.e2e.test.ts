@@ -125,7 +125,7 @@ describe("tributary run and its HTTP address", () => {
 
     const dir = tempDir();
     writeFileSync(join(dir, "tributary.yaml"), `http:\n  listen: 127.0.0.1:${busyPort}\n`);
-    const fromConfig = await runCli(["run", "--config", join(dir, "tributary.yaml"), "--nats", server.url, "--data-dir", join(dir, "data")]);
+    const fromConfig = await runCli(["run", "--config", join(dir, "tributary.yaml"), "--nats", server.url, "--data-dir", join(dir, "data")], { TRIBUTARY_HTTP_LISTEN: "" });
     expect(fromConfig.code, fromConfig.stderr).toBe(2);
     expect(fromConfig.stderr.trim().split("\n")).toContain(line);
   });

@@ -14,7 +14,9 @@ export interface CliResult {
 /** Starts the CLI; returns the process and a promise of its result. */
 export function startCli(args: string[], env: Record<string, string> = {}): { proc: ChildProcess; result: Promise<CliResult> } {
   const proc = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_TEST_LOG_LEVEL ?? "warn", ...env },
+    // No HTTP unless a test asks for it: test files run in parallel, and the default address
+    // (127.0.0.1:9464) would be contended. `--http` and an explicit env still win.
+    env: { ...process.env, TRIBUTARY_LOG_LEVEL: process.env.TRIBUTARY_TEST_LOG_LEVEL ?? "warn", TRIBUTARY_HTTP_LISTEN: "off", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
