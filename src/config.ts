@@ -53,6 +53,21 @@ export const configSchema = z
         user: z.string().optional(),
         pass: z.string().optional(),
         token: z.string().optional(),
+        /** A file holding a user NKey seed (`SU…`), for a server that lists the user's public nkey. */
+        nkeySeedFile: z.string().min(1).optional(),
+        /** A JWT `.creds` file (user JWT and seed), for a server in operator mode. */
+        credsFile: z.string().min(1).optional(),
+        /**
+         * TLS: a CA for the server's certificate, and a client certificate and key for a server
+         * that verifies clients. Any key here, or a `tls://` URL, turns TLS on.
+         */
+        tls: z
+          .strictObject({
+            caFile: z.string().min(1).optional(),
+            certFile: z.string().min(1).optional(),
+            keyFile: z.string().min(1).optional(),
+          })
+          .optional(),
         /** How long the server waits for an ack before it redelivers. */
         ackWait: duration.default(30_000),
         /** Messages the consumer may hold unacknowledged at once. */
@@ -63,7 +78,19 @@ export const configSchema = z
          */
         stallTimeout: duration.refine((ms) => ms >= 1_000, "must be at least 1s").default(15_000),
       })
-      .prefault({}),
+      .prefault({})
+      .superRefine((n, ctx) => {
+        // A connection authenticates one way; a second one set too is a mistake, not a fallback.
+        const ways = (["user", "token", "nkeySeedFile", "credsFile"] as const).filter((k) => n[k] !== undefined);
+        if (ways.length > 1) {
+          ctx.addIssue({ code: "custom", path: [ways[1]!], message: `cannot be combined with nats.${ways[0]}: set one of nats.user/nats.pass, nats.token, nats.nkeySeedFile or nats.credsFile` });
+        }
+        if (n.pass !== undefined && n.user === undefined) ctx.addIssue({ code: "custom", path: ["pass"], message: "requires nats.user" });
+        if (n.tls && (n.tls.certFile === undefined) !== (n.tls.keyFile === undefined)) {
+          const [missing, given] = n.tls.certFile === undefined ? ["certFile", "keyFile"] : ["keyFile", "certFile"];
+          ctx.addIssue({ code: "custom", path: ["tls", missing!], message: `required with nats.tls.${given}` });
+        }
+      }),
     dataDir: z.string().min(1).default("./data"),
     dedupe: z
       .strictObject({
@@ -271,7 +298,7 @@ export function configKeyPaths(): string[][] {
   };
   walk(parseConfig({}) as unknown as Record<string, unknown>, []);
   // Optional keys have no default to find them by.
-  paths.push(["nats", "user"], ["nats", "pass"], ["nats", "token"]);
+  paths.push(["nats", "user"], ["nats", "pass"], ["nats", "token"], ["nats", "nkeySeedFile"], ["nats", "credsFile"], ["nats", "tls", "caFile"], ["nats", "tls", "certFile"], ["nats", "tls", "keyFile"]);
   paths.push(["http", "token"]);
   return paths;
 }
@@ -306,12 +333,14 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
 }
 
 const SECRET_KEY = /pass|token|secret|key|creds/i;
+/** `nats.credsFile`, `nats.tls.keyFile`: paths to secrets, which may show; the contents never do. */
+const FILE_KEY = /File$/;
 
 /** The config with secrets masked: credential keys, and `user:pass@` in URLs. */
 export function maskSecrets(config: Config): Config {
   const mask = (v: unknown, key: string): unknown => {
     if (typeof v === "string") {
-      if (SECRET_KEY.test(key) && v !== "") return "***";
+      if (SECRET_KEY.test(key) && !FILE_KEY.test(key) && v !== "") return "***";
       return v.replace(/\/\/([^@/\s]+)@/g, "//***@");
     }
     if (isPlainObject(v)) return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, mask(x, k)]));

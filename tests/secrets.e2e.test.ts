@@ -47,7 +47,7 @@ describe("NATS credentials", () => {
       TRIBUTARY_NATS_PASS: "wrong",
     });
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/rejected the credentials \(.*authorization/i);
+    expect(r.stderr).toMatch(/rejected the user\/password credentials \(.*authorization/i);
     expect(r.stderr).not.toMatch(/wrong/);
     // One attempt: no retry was logged (warnings go to stderr).
     expect(r.stderr + r.stdout).not.toMatch(/connect_retry/);
