@@ -49,13 +49,24 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
-/** Starts nats-server; `args` are extra flags (e.g. `["--user", "u", "--pass", "p"]`). */
-export async function startNatsServer(options: { port?: number; storeDir?: string; args?: readonly string[] } = {}): Promise<NatsServer> {
+/**
+ * Starts nats-server; `args` are extra flags (e.g. `["--user", "u", "--pass", "p"]`).
+ * `configFile` is a nats-server config (`-c`) for `authorization`, `tls` or operator blocks; the
+ * flags above still set the port, address and store. `tls` makes `url` a `tls://` URL, for a
+ * config that requires TLS.
+ *
+ * @example
+ * const server = await startNatsServer({ configFile: "tls.conf", tls: true }); // server.url: tls://127.0.0.1:PORT
+ */
+export async function startNatsServer(
+  options: { port?: number; storeDir?: string; args?: readonly string[]; configFile?: string; tls?: boolean } = {},
+): Promise<NatsServer> {
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "tributary-nats-"));
   let proc: ChildProcess | null = null;
+  const args = [...(options.configFile ? ["-c", options.configFile] : []), "-js", "-sd", storeDir, "-p", String(port), "-a", "127.0.0.1", ...(options.args ?? [])];
   const launch = async () => {
-    const p = spawn("nats-server", ["-js", "-sd", storeDir, "-p", String(port), "-a", "127.0.0.1", ...(options.args ?? [])], { stdio: ["ignore", "ignore", "pipe"] });
+    const p = spawn("nats-server", args, { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     p.stderr!.on("data", (d) => (stderr += d));
     const exited = new Promise<never>((_, reject) =>
@@ -78,7 +89,7 @@ export async function startNatsServer(options: { port?: number; storeDir?: strin
     clearTimeout(t);
   };
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url: `${options.tls ? "tls" : "nats"}://127.0.0.1:${port}`,
     port,
     storeDir,
     async stop() {
