@@ -85,7 +85,6 @@ export const configSchema = z
         if (ways.length > 1) {
           ctx.addIssue({ code: "custom", path: [ways[1]!], message: `cannot be combined with nats.${ways[0]}: set one of nats.user/nats.pass, nats.token, nats.nkeySeedFile or nats.credsFile` });
         }
-        if (n.pass !== undefined && n.user === undefined) ctx.addIssue({ code: "custom", path: ["pass"], message: "requires nats.user" });
         if (n.tls && (n.tls.certFile === undefined) !== (n.tls.keyFile === undefined)) {
           const [missing, given] = n.tls.certFile === undefined ? ["certFile", "keyFile"] : ["keyFile", "certFile"];
           ctx.addIssue({ code: "custom", path: ["tls", missing!], message: `required with nats.tls.${given}` });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_RATES, envOverrides, loadConfig, mergeConfig, parseConfig, readConfigFile } from "../../src/config.js";
+import { DEFAULT_RATES, envOverrides, loadConfig, maskSecrets, mergeConfig, parseConfig, readConfigFile } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 
 function configError(fn: () => unknown): ConfigError {
@@ -310,5 +310,46 @@ describe("readConfigFile and loadConfig", () => {
 
   it("loadConfig reports unknown keys from the file by path", () => {
     expect(configError(() => loadConfig({ file: write("i.yaml", "dedupe:\n  windw: 7d\n"), env: {} })).message).toContain("dedupe.windw");
+  });
+});
+
+describe("nats auth keys", () => {
+  it("reads the seed, creds and TLS files as paths, with no TLS unless asked", () => {
+    expect(parseConfig({}).nats.tls).toBeUndefined();
+    const c = parseConfig({ nats: { credsFile: "app.creds", tls: { caFile: "ca.pem", certFile: "client.pem", keyFile: "client.key" } } });
+    expect(c.nats.credsFile).toBe("app.creds");
+    expect(c.nats.tls).toEqual({ caFile: "ca.pem", certFile: "client.pem", keyFile: "client.key" });
+    expect(parseConfig({ nats: { nkeySeedFile: "user.nk", tls: {} } }).nats).toMatchObject({ nkeySeedFile: "user.nk", tls: {} });
+  });
+
+  it.each([
+    [{ nats: { tls: { caFlie: "ca.pem" } } }, /^unknown key nats\.tls\.caFlie$/],
+    [{ nats: { tls: { caFile: "" } } }, /^nats\.tls\.caFile: /],
+    [{ nats: { nkeySeedFile: 7 } }, /^nats\.nkeySeedFile: /],
+    [{ nats: { token: "t", credsFile: "a.creds" } }, /^nats\.credsFile: cannot be combined with nats\.token/],
+    [{ nats: { user: "u", pass: "p", nkeySeedFile: "u.nk" } }, /^nats\.nkeySeedFile: cannot be combined with nats\.user/],
+    [{ nats: { nkeySeedFile: "u.nk", credsFile: "a.creds" } }, /^nats\.credsFile: cannot be combined with nats\.nkeySeedFile/],
+    [{ nats: { tls: { certFile: "c.pem" } } }, /^nats\.tls\.keyFile: required with nats\.tls\.certFile$/],
+    [{ nats: { tls: { keyFile: "c.key" } } }, /^nats\.tls\.certFile: required with nats\.tls\.keyFile$/],
+  ])("rejects %j naming the key", (input, message) => {
+    expect(configError(() => parseConfig(input)).message).toMatch(message);
+  });
+
+  it("takes each from a TRIBUTARY_NATS_* variable, nats.tls.* included", () => {
+    const env = {
+      TRIBUTARY_NATS_NKEY_SEED_FILE: "/run/secrets/user.nk",
+      TRIBUTARY_NATS_TLS_CA_FILE: "/etc/nats/ca.pem",
+      TRIBUTARY_NATS_TLS_CERT_FILE: "/etc/nats/client.pem",
+      TRIBUTARY_NATS_TLS_KEY_FILE: "/etc/nats/client.key",
+    };
+    expect(envOverrides(env)).toEqual({ nats: { nkeySeedFile: "/run/secrets/user.nk", tls: { caFile: "/etc/nats/ca.pem", certFile: "/etc/nats/client.pem", keyFile: "/etc/nats/client.key" } } });
+    expect(loadConfig({ env: { TRIBUTARY_NATS_CREDS_FILE: "/run/secrets/app.creds" } }).nats.credsFile).toBe("/run/secrets/app.creds");
+  });
+
+  it("config check masks the password and token and shows the file paths", () => {
+    const masked = maskSecrets(parseConfig({ nats: { user: "u", pass: "secret-pass", tls: { caFile: "ca.pem", certFile: "c.pem", keyFile: "c.key" } } })).nats;
+    expect(masked).toMatchObject({ user: "u", pass: "***", tls: { caFile: "ca.pem", certFile: "c.pem", keyFile: "c.key" } });
+    expect(maskSecrets(parseConfig({ nats: { token: "secret-token" } })).nats.token).toBe("***");
+    expect(maskSecrets(parseConfig({ nats: { credsFile: "app.creds" } })).nats.credsFile).toBe("app.creds");
   });
 });
