@@ -26,6 +26,7 @@ describe("parseConfig: defaults", () => {
       consumer: "tributary",
       ackWait: 30_000,
       maxAckPending: 20_000,
+      stallTimeout: 15_000,
     });
     expect(c.dataDir).toBe("./data");
     expect(c.dedupe).toEqual({ window: 7 * 86_400_000, maxEntries: 200_000 });
