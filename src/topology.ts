@@ -191,6 +191,8 @@ export class Topology {
   private readonly faults: Faults;
   private committer: Committer | null = null;
   private lock: WriterLock | null = null;
+  /** Aborts start-up work that waits (connecting to the broker) when {@link stop} comes first. */
+  private readonly starting = new AbortController();
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
@@ -314,6 +316,12 @@ export class Topology {
       source$ = await this.openSource();
     } catch (err) {
       await this.close();
+      // Stopped before the source was open (a SIGTERM while the broker is unreachable): a clean stop.
+      if (this.starting.signal.aborted) {
+        this.log.info({ event: "shutdown", ...summaryFields(this.finalStats()) }, "stopped before consuming");
+        this.resolveDone(this.finalStats());
+        return;
+      }
       this.rejectDone(err);
       throw err;
     }
@@ -361,6 +369,7 @@ export class Topology {
       this.resolveDone(this.finalStats());
       return this.done;
     }
+    this.starting.abort();
     this.jetstream?.stop();
     this.stop$.next();
     return this.done;
@@ -605,6 +614,7 @@ export class Topology {
             auth: c.nats,
             policy: { newStream: spec.newStream ?? false, acceptGap: spec.acceptGap ?? false },
             stallMs: c.nats.stallTimeout,
+            signal: this.starting.signal,
             log: this.log,
           },
           {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { pack } from "msgpackr";
 import { generateWorkload } from "../src/sources/generator.js";
-import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
+import { freePort, startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { tempDirs } from "./helpers/tmp.js";
 import { runCli, startCli } from "./helpers/cli.js";
 import { bronzeCount, dumpLayers } from "./helpers/tables.js";
@@ -146,5 +146,20 @@ describe("poison messages", () => {
     expect(info.num_ack_pending).toBe(0);
     expect(info.num_redelivered).toBe(0);
     expect(info.ack_floor.stream_seq).toBe(503);
+  });
+});
+
+describe("SIGTERM while the broker is unreachable", () => {
+  it("stops retrying and exits 0 at once, instead of waiting for a broker that may never come", async () => {
+    const port = await freePort();
+    const { proc, result } = startCli(["run", "--nats", `nats://127.0.0.1:${port}`, "--data-dir", tmp()], { TRIBUTARY_LOG_LEVEL: "info" });
+    let stderr = "";
+    proc.stderr!.on("data", (d) => (stderr += d));
+    await waitFor(() => /"event":"connect_retry"/.test(stderr), 15_000);
+    const sent = Date.now();
+    proc.kill("SIGTERM");
+    const r = await result;
+    expect(r.code, r.stderr).toBe(0);
+    expect(Date.now() - sent).toBeLessThan(5_000);
   });
 });

@@ -45,6 +45,8 @@ export interface JetStreamSourceOptions {
    * stalled: readiness says so and the consumer is repositioned (default 15 s).
    */
   readonly stallMs?: number;
+  /** Stops connection attempts (a SIGTERM while the broker is still unreachable). */
+  readonly signal?: AbortSignal;
   readonly log: Logger;
 }
 
@@ -134,7 +136,7 @@ export class JetStreamSource {
    * @throws StreamMismatchError when the stream is not the one bronze read, or no longer holds it.
    */
   static async open(options: JetStreamSourceOptions, ledger: BronzeLedger): Promise<JetStreamSource> {
-    const nc = await connectWithRetry(options.url, options.log, options.connectTimeoutMs, options.auth);
+    const nc = await connectWithRetry(options.url, options.log, options.connectTimeoutMs, options.auth, options.signal);
     try {
       const jsm = await jetstreamManager(nc);
       const { info, created } = await ensureStream(jsm, options.stream, options.subjects, options.log);

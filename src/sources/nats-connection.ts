@@ -36,13 +36,20 @@ export interface NatsAuth {
  * @example
  * const nc = await connectWithRetry("tls://nats:4222", log, 30_000, { credsFile: "app.creds", tls: { caFile: "ca.pem" } });
  */
-export async function connectWithRetry(url: string, log: Logger, timeoutMs?: number, auth: NatsAuth = {}): Promise<NatsConnection> {
+export async function connectWithRetry(
+  url: string,
+  log: Logger,
+  timeoutMs?: number,
+  auth: NatsAuth = {},
+  signal?: AbortSignal,
+): Promise<NatsConnection> {
   const creds = loadNatsCredentials(url, auth);
   const servers = url.split(",").map((s) => s.trim()).filter((s) => s !== "");
   const wantTls = tlsWanted(url, auth);
   const started = Date.now();
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
+    if (signal?.aborted) throw new ConnectAbortedError("stopped while connecting to NATS");
     try {
       // nats.js reports a refused client certificate only as a timeout: check TLS first.
       if (wantTls) throwIfTlsRejected(url, creds, await probeTls(servers, creds.tls, { wantTls }));
@@ -83,10 +90,18 @@ export async function connectWithRetry(url: string, log: Logger, timeoutMs?: num
         throw new NatsUnreachableError(`cannot reach NATS at ${redactUrl(url)} after ${attempt} attempts in ${Math.round(elapsed / 1000)} s: ${reason}`, { cause: err });
       }
       log.warn({ event: "connect_retry", url: redactUrl(url), attempt, retryInMs: delay, reason }, "NATS unreachable, retrying");
-      await new Promise((r) => setTimeout(r, delay));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+      });
       delay = Math.min(delay * 2, 5_000);
     }
   }
+}
+
+/** {@link connectWithRetry} was stopped through its abort signal before it connected. */
+export class ConnectAbortedError extends Error {
+  override name = "ConnectAbortedError";
 }
 
 function throwIfTlsRejected(url: string, creds: NatsCredentials, verdict: TlsVerdict, cause?: unknown): void {
