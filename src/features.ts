@@ -144,7 +144,10 @@ export class FeatureReader {
     if (one) params.push(customerId);
     const q = (sql: string) => this.silver.prepare(sql).all(...params) as (Partial<Totals> & { customer_id: string })[];
     const rows = [
-      ...q(`SELECT customer_id, count(*) AS tx_count, sum(CAST(round(amount_base * 1000000) AS INTEGER)) AS tx_spend_micros,
+      // total(), not sum(): sum() of integers raises "integer overflow" past int64, and one
+      // customer with a thousand maximal (each valid) amounts would make every read fail. total()
+      // is exact below 2^53 and finite beyond.
+      ...q(`SELECT customer_id, count(*) AS tx_count, total(CAST(round(amount_base * 1000000) AS INTEGER)) AS tx_spend_micros,
               min(transaction_at) AS tx_first_at, max(transaction_at) AS tx_last_at
             FROM transactions WHERE transaction_at ${filter} GROUP BY customer_id`),
       ...q(`SELECT customer_id, count(*) AS session_count, sum(session_end_at - session_start_at) AS session_ms
