@@ -296,6 +296,7 @@ function hostile(): [Item[], Item[]] {
     amounts("float64 2^53+1", 2 ** 53 + 1, "invalid_range", "f53"),
     asJson("amount 2^53+1 as a JSON literal", "transactions", `{"transaction_id":"amt-j53","customer_id":"amounts","amount":9007199254740993,"currency":"USD","transaction_date":"${iso(daysAgo(1))}"}`, bad("invalid_range", "amount")),
     amounts("just above the largest", 9_007_199_254.7409916, "invalid_range", "above"),
+    asMp("an amount msgpackr wrote as undefined (extension 0)", "transactions", tx("amt-undef", "amounts", new Raw(Uint8Array.of(0xd4, 0x00, 0x00)), "USD", daysAgo(1)), bad("missing_field", "amount")),
     asMp("9e9 GBP (above the largest after conversion)", "transactions", tx("amt-gbp", "amounts", 9e9, "GBP", daysAgo(1)), bad("invalid_range", "amount")),
     at("minEventTime - 1 ms", -1, "invalid_range", "t-minus1"),
     at("1969-12-31T23:59:59.999Z", "1969-12-31T23:59:59.999Z", "invalid_range", "t-1969"),

@@ -25,8 +25,10 @@ export interface ScanProblem {
 const NATIVE_UTF8_FROM = 64;
 const MAP = 1;
 const ARRAY = 2;
-/** The MessagePack timestamp extension, type -1; the only extension the contract accepts. */
+/** The MessagePack timestamp extension, type -1. */
 const TIMESTAMP_EXT = 0xff;
+/** Type 0 of one byte: `undefined` as msgpackr and notepack write it (a field left unset). */
+const UNDEFINED_EXT = 0x00;
 
 // Values still expected in each open container, and the container's kind. Shared by every call
 // (scans are synchronous) and grown on demand, so a scan allocates nothing.
@@ -48,8 +50,9 @@ const malformed = (detail: string): ScanProblem => ({ reason: "decode_error", de
 /**
  * Checks that `data` is exactly one well-formed MessagePack value within `limits`: every length
  * fits in the bytes that remain, nesting and the number of entries stay within the limits, map keys
- * are strings, every string is valid UTF-8, the only extension is the timestamp (type -1), and
- * nothing follows the value. Returns null when it is, or the problem.
+ * are strings, every string is valid UTF-8, the only extensions are the timestamp (type -1) and
+ * `undefined` (type 0, one byte), and nothing follows the value. Returns null when it is, or the
+ * problem.
  *
  * @example
  * scanMessagePack(Uint8Array.from([0xdd, 0xff, 0xff, 0xff, 0xff]), { maxDepth: 32, maxFields: 1000 })
@@ -201,7 +204,9 @@ export function scanMessagePack(data: Uint8Array, limits: StructureLimits): Scan
   return null;
 }
 
+/** The only extensions accepted: the timestamp, and msgpackr's one-byte `undefined`. */
 function checkExtension(type: number, length: number): ScanProblem | null {
+  if (type === UNDEFINED_EXT && length === 1) return null;
   if (type !== TIMESTAMP_EXT) return malformed(`MessagePack extension type ${type > 127 ? type - 256 : type} is not supported`);
   if (length !== 4 && length !== 8 && length !== 12) return malformed(`a timestamp extension of ${length} bytes`);
   return null;

@@ -286,8 +286,14 @@ describe("decodeMessage: MessagePack headers are checked against the bytes prese
     ["msgpackr's bundled strings", [0xd6, 0x62, 0x00, 0x00, 0x00, 0x00]],
     ["a structured-clone pointer", [0x81, 0xa1, 0x61, 0xd6, 0x70, 0x00, 0x00, 0x00, 0x01]],
     ["a timestamp extension of the wrong size", [0x81, 0xa1, 0x61, 0xd5, 0xff, 0x00, 0x00]],
-  ])("quarantines %s as decode_error: the only extension accepted is the timestamp", (_label, bytes) => {
+  ])("quarantines %s as decode_error: the only extensions accepted are the timestamp and undefined", (_label, bytes) => {
     expectQuarantine(decodeMessage(sourceMessage({ data: Uint8Array.from(bytes) }), OPTIONS), "decode_error");
+  });
+
+  it("accepts msgpackr's undefined (extension 0 of one byte) as an unset field", () => {
+    const fields = fieldsOf(decodeMessage(sourceMessage({ data: pack({ a: undefined, b: 1 }) }), OPTIONS));
+    expect(fields).toEqual({ a: undefined, b: 1 });
+    expectQuarantine(decodeMessage(sourceMessage({ data: Uint8Array.from([0x81, 0xa1, 0x61, 0xd5, 0x00, 0x00, 0x00]) }), OPTIONS), "decode_error");
   });
 
   it("accepts timestamp extensions of 4, 8 and 12 bytes", () => {
