@@ -115,65 +115,77 @@ describe("stream identity", () => {
     expect((await status(dir)).silver.transactions).toBe(120);
   });
 
-  it("stops with exit 2 when the server was restored from an older copy and took other messages under the same sequences", async () => {
+  /**
+   * A server whose store can be copied while it is down and put back later: a restore from an
+   * older backup, or a power cut that lost the last writes.
+   */
+  async function restorableServer(): Promise<{ backup(): Promise<void>; restore(): Promise<void>; cleanup(): void }> {
     const store = mkdtempSync(join(tmpdir(), "tributary-identity-store-"));
-    const backup = mkdtempSync(join(tmpdir(), "tributary-identity-backup-"));
+    const copy = mkdtempSync(join(tmpdir(), "tributary-identity-backup-"));
+    server = await startNatsServer({ storeDir: store });
+    const s = server;
+    return {
+      async backup() {
+        await s.down();
+        cpSync(store, copy, { recursive: true });
+        await s.up();
+      },
+      async restore() {
+        await s.down();
+        rmSync(store, { recursive: true, force: true });
+        cpSync(copy, store, { recursive: true });
+        await s.up();
+      },
+      cleanup() {
+        rmSync(store, { recursive: true, force: true });
+        rmSync(copy, { recursive: true, force: true });
+      },
+    };
+  }
+
+  it("stops with exit 2 when the server was restored from an older copy and took other messages under the same sequences", async () => {
+    const store = await restorableServer();
     try {
-      server = await startNatsServer({ storeDir: store });
+      const url = server!.url;
       const dir = tmp();
-      await publishToStream(server.url, transactions("first", 500));
-      // A copy of the server's store after 500 messages.
-      await server.down();
-      cpSync(store, backup, { recursive: true });
-      await server.up();
-      await publishToStream(server.url, transactions("second", 230));
-      let r = await drain(server, dir);
+      await publishToStream(url, transactions("first", 500));
+      await store.backup();
+      await publishToStream(url, transactions("second", 230));
+      let r = await drain(server!, dir);
       expect(r.code, r.stderr).toBe(0);
       expect((await status(dir)).bronze.messages).toBe(730);
 
       // The server loses its tail (restored from the copy) and takes other messages: they reuse
       // sequences 501.. that bronze holds different messages under.
-      await server.down();
-      rmSync(store, { recursive: true, force: true });
-      cpSync(backup, store, { recursive: true });
-      await server.up();
-      await publishToStream(server.url, transactions("other", 375));
-      const info = await withJsm(server.url, (jsm) => jsm.streams.info("TRIBUTARY"));
+      await store.restore();
+      await publishToStream(url, transactions("other", 375));
+      const info = await withJsm(url, (jsm) => jsm.streams.info("TRIBUTARY"));
       expect(info.state.last_seq).toBe(875);
 
-      r = await drain(server, dir);
+      r = await drain(server!, dir);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
       expect(r.stderr).toMatch(/stream TRIBUTARY no longer holds what bronze read: at sequence 730 /);
       expect((await status(dir)).bronze.messages).toBe(730);
     } finally {
-      rmSync(store, { recursive: true, force: true });
-      rmSync(backup, { recursive: true, force: true });
+      store.cleanup();
     }
   });
 
   it("stops with exit 2 when the restored stream ends before bronze's position", async () => {
-    const store = mkdtempSync(join(tmpdir(), "tributary-identity-store-"));
-    const backup = mkdtempSync(join(tmpdir(), "tributary-identity-backup-"));
+    const store = await restorableServer();
     try {
-      server = await startNatsServer({ storeDir: store });
       const dir = tmp();
-      await publishToStream(server.url, transactions("first", 300));
-      await server.down();
-      cpSync(store, backup, { recursive: true });
-      await server.up();
-      await publishToStream(server.url, transactions("second", 200));
-      expect((await drain(server, dir)).code).toBe(0);
-      await server.down();
-      rmSync(store, { recursive: true, force: true });
-      cpSync(backup, store, { recursive: true });
-      await server.up();
-      const r = await drain(server, dir);
+      await publishToStream(server!.url, transactions("first", 300));
+      await store.backup();
+      await publishToStream(server!.url, transactions("second", 200));
+      expect((await drain(server!, dir)).code).toBe(0);
+      await store.restore();
+      const r = await drain(server!, dir);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/stream TRIBUTARY ends at sequence 300, but bronze read it up to 500/);
     } finally {
-      rmSync(store, { recursive: true, force: true });
-      rmSync(backup, { recursive: true, force: true });
+      store.cleanup();
     }
   });
 });
