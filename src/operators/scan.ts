@@ -63,24 +63,28 @@ export function scanMessagePack(data: Uint8Array, limits: StructureLimits): Scan
   let pos = 0;
   let depth = 0;
   let fields = 0;
-  remaining[0] = 1;
-  kinds[0] = 0;
+  // The open container's values still to read and its kind, in locals; its parents' on the stack.
+  let rem = 1;
+  let kind = 0;
   for (;;) {
-    if (remaining[depth] === 0) {
-      if (depth === 0) break;
+    while (rem === 0) {
+      if (depth === 0) return pos === n ? null : malformed(`${n - pos} trailing bytes after the value`);
       depth--;
-      continue;
+      rem = remaining[depth]!;
+      kind = kinds[depth]!;
     }
     // Map slots alternate key, value: with 2k values left, the next one is a key.
-    const isKey = kinds[depth] === MAP && (remaining[depth]! & 1) === 0;
-    remaining[depth]!--;
+    const isKey = kind === MAP && (rem & 1) === 0;
+    rem--;
     if (pos >= n) return malformed(n === 0 ? "an empty payload" : `truncated: ${n} bytes end inside a value`);
     const t = data[pos++]!;
     let strLength = -1;
     let skip = 0;
     let open = 0;
     let count = 0;
-    if (t < 0x80 || t >= 0xe0) {
+    if ((t & 0xe0) === 0xa0) {
+      strLength = t & 0x1f;
+    } else if (t < 0x80 || t >= 0xe0) {
       // positive or negative fixint
     } else if (t < 0x90) {
       open = MAP;
@@ -88,8 +92,6 @@ export function scanMessagePack(data: Uint8Array, limits: StructureLimits): Scan
     } else if (t < 0xa0) {
       open = ARRAY;
       count = t & 0x0f;
-    } else if (t < 0xc0) {
-      strLength = t & 0x1f;
     } else {
       const left = n - pos;
       switch (t) {
@@ -194,14 +196,14 @@ export function scanMessagePack(data: Uint8Array, limits: StructureLimits): Scan
       }
       fields += count;
       if (fields > limits.maxFields) return { reason: "oversize", detail: `more than limits.maxFields (${limits.maxFields}) map entries and array elements` };
-      depth++;
       ensureDepth(depth + 1);
-      remaining[depth] = values;
-      kinds[depth] = open;
+      remaining[depth] = rem;
+      kinds[depth] = kind;
+      depth++;
+      rem = values;
+      kind = open;
     }
   }
-  if (pos !== n) return malformed(`${n - pos} trailing bytes after the value`);
-  return null;
 }
 
 /** The only extensions accepted: the timestamp, and msgpackr's one-byte `undefined`. */
