@@ -3,6 +3,7 @@ import { from, lastValueFrom, toArray } from "rxjs";
 import { CONTRACT, validate, validateRecord, type ValidateOptions } from "../../src/operators/validate.js";
 import type { Entity, Staged, ValidRecord } from "../../src/types.js";
 import { decoded, RECEIVED_AT, sourceMessage } from "./fixtures.js";
+import { decodeMessage } from "../../src/operators/decode.js";
 
 const OPTIONS: ValidateOptions = { rates: { USD: 1, EUR: 1.08, GBP: 1.27 } };
 const HOUR = 3_600_000;
@@ -631,5 +632,33 @@ describe("validateRecord: own properties only", () => {
   it("treats a JSON __proto__ member as an ordinary unknown field", () => {
     const fields = JSON.parse('{"__proto__":{"transaction_id":"t9","amount":5},"customer_id":"c1","currency":"USD","transaction_date":"2026-02-28"}');
     expectQuarantine(validateRecord(decoded("transactions", fields), OPTIONS), "missing_field", "transaction_id");
+  });
+});
+
+describe("validateRecord: 64-bit integers from MessagePack, field by field", () => {
+  const uint64 = (key: string, hi: number, lo: number) => [0xa0 | key.length, ...new TextEncoder().encode(key), 0xcf, hi >>> 24, (hi >>> 16) & 0xff, (hi >>> 8) & 0xff, hi & 0xff, lo >>> 24, (lo >>> 16) & 0xff, (lo >>> 8) & 0xff, lo & 0xff];
+  const str = (s: string) => [0xa0 | s.length, ...new TextEncoder().encode(s)];
+  const through = (entity: Entity, pairs: number[][]) =>
+    validateRecord(decodeMessage(sourceMessage({ subject: `tributary.${entity}`, data: Uint8Array.from([0x80 | pairs.length, ...pairs.flat()]) }), { maxPayloadBytes: 1 << 20 }), OPTIONS);
+
+  it("keeps a uint64 id beyond 2^53 exact, so two such ids never collide", () => {
+    const a = recordOf(through("customers", [uint64("customer_id", 0xffffffff, 0xffffffff)]));
+    const b = recordOf(through("customers", [uint64("customer_id", 0xffffffff, 0xfffffffe)]));
+    expect([a.id, b.id]).toEqual(["18446744073709551615", "18446744073709551614"]);
+  });
+
+  it("quarantines a uint64 amount beyond 2^53 as invalid_range and a uint64 timestamp as invalid_timestamp", () => {
+    const base = [
+      [...str("transaction_id"), ...str("t1")],
+      [...str("customer_id"), ...str("c1")],
+      [...str("currency"), ...str("USD")],
+    ];
+    expect(through("transactions", [...base, uint64("amount", 0x00200000, 1), [...str("transaction_date"), 0xcd, 0x00, 0x01]]).outcome).toMatchObject({ reason: "invalid_range", field: "amount" });
+    expect(through("transactions", [...base, [...str("amount"), 0x05], uint64("transaction_date", 0x00200000, 1)]).outcome).toMatchObject({ reason: "invalid_timestamp", field: "transaction_date" });
+  });
+
+  it("quarantines a BigInt in a text field or the currency as invalid_type", () => {
+    expectQuarantine(run("events", { event_type: 2n ** 60n }), "invalid_type", "event_type");
+    expectQuarantine(run("transactions", { currency: 2n ** 60n }), "invalid_type", "currency");
   });
 });
