@@ -58,7 +58,7 @@ describe("gold schema 2", () => {
     v2.close();
     const db = new Database(join(dir, "gold.sqlite"), { readonly: true });
     try {
-      expect(db.pragma("user_version", { simple: true })).toBe(2);
+      expect(db.pragma("user_version", { simple: true })).toBe(GOLD_MIGRATIONS.length);
       expect(db.prepare("SELECT type FROM sqlite_master WHERE name = 'customer_features'").pluck().get()).toBe("view");
       expect(db.prepare("SELECT count(*) FROM customer_daily").pluck().get()).toBe(2);
       expect(db.prepare("SELECT * FROM customer_features ORDER BY customer_id").all()).toEqual([
@@ -66,6 +66,28 @@ describe("gold schema 2", () => {
         { customer_id: "c2", customer_segment: "smb", registration_at: 42, purchase_frequency: 0, total_spend_micros: 0, first_transaction_at: null, last_transaction_at: null, session_count: 0, session_ms: 0, interaction_count: 0, event_count: 0 },
       ]);
       expect(db.prepare("SELECT total_spend, avg_transaction_value FROM customer_features_current WHERE customer_id = 'c1'").get()).toEqual({ total_spend: 6.5, avg_transaction_value: 2.17 });
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe("gold schema 3", () => {
+  it("sums a customer's spend past int64 without failing the view (finite, not an overflow error)", () => {
+    const dir = tmp();
+    const storage = { synchronous: "normal" as const, busyTimeout: 1000 };
+    const db = openLayer(dir, "gold", GOLD_MIGRATIONS, storage);
+    try {
+      // 2,000 days of one valid maximal amount each: 2,000 × (2^53 − 1) micros is past int64.
+      const insert = db.prepare("INSERT INTO customer_daily VALUES ('whale', ?, 1, ?, 0, 0, 0, 0, 0, 0)");
+      db.transaction(() => {
+        for (let d = 0; d < 2_000; d++) insert.run(d, Number.MAX_SAFE_INTEGER);
+      })();
+      const row = db.prepare("SELECT purchase_frequency, total_spend_micros FROM customer_features").get() as { purchase_frequency: number; total_spend_micros: number };
+      expect(row.purchase_frequency).toBe(2_000);
+      expect(Number.isFinite(row.total_spend_micros)).toBe(true);
+      expect(row.total_spend_micros / (2_000 * Number.MAX_SAFE_INTEGER)).toBeCloseTo(1, 9);
+      expect(Number.isFinite(db.prepare("SELECT total_spend FROM customer_features_current").pluck().get() as number)).toBe(true);
     } finally {
       db.close();
     }

@@ -94,6 +94,40 @@ export const GOLD_MIGRATIONS: readonly string[] = [
     FROM ids LEFT JOIN totals t ON t.customer_id = ids.customer_id LEFT JOIN customer_profile p ON p.customer_id = ids.customer_id;
   ${FEATURES_CURRENT_VIEW}
   `,
+  // v3: money and durations summed with total(), not sum(): sum() of integers raises "integer
+  // overflow" past int64, so one customer with ~1,024 maximal (each valid) amounts made the view,
+  // and `tributary status`, fail. total() is exact below 2^53 and finite beyond.
+  `
+  DROP VIEW customer_features_current;
+  DROP VIEW customer_features;
+  CREATE VIEW customer_features AS
+    WITH totals AS (
+      SELECT customer_id,
+        sum(tx_count) AS purchase_frequency,
+        total(tx_spend_micros) AS total_spend_micros,
+        min(tx_first_at) AS first_transaction_at,
+        max(tx_last_at) AS last_transaction_at,
+        sum(session_count) AS session_count,
+        total(session_ms) AS session_ms,
+        sum(interaction_count) AS interaction_count,
+        sum(event_count) AS event_count
+      FROM customer_daily GROUP BY customer_id
+    ),
+    ids AS (SELECT customer_id FROM customer_profile UNION SELECT customer_id FROM totals)
+    SELECT ids.customer_id,
+      coalesce(p.customer_segment, 'unknown') AS customer_segment,
+      p.registration_at,
+      coalesce(t.purchase_frequency, 0) AS purchase_frequency,
+      coalesce(t.total_spend_micros, 0) AS total_spend_micros,
+      t.first_transaction_at,
+      t.last_transaction_at,
+      coalesce(t.session_count, 0) AS session_count,
+      coalesce(t.session_ms, 0) AS session_ms,
+      coalesce(t.interaction_count, 0) AS interaction_count,
+      coalesce(t.event_count, 0) AS event_count
+    FROM ids LEFT JOIN totals t ON t.customer_id = ids.customer_id LEFT JOIN customer_profile p ON p.customer_id = ids.customer_id;
+  ${FEATURES_CURRENT_VIEW}
+  `,
 ];
 
 /** The gold layer's file and statements. */
