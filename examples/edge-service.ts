@@ -10,7 +10,7 @@
  */
 import { createServer, type IncomingMessage } from "node:http";
 import { Subject } from "rxjs";
-import { createTopology, ENTITIES, type SourceMessage } from "tributary";
+import { createTopology, ENTITIES, type SourceMessage } from "tributary-stream";
 
 const ORIGIN = "edge:http";
 const port = Number(process.env.PORT ?? 8080);

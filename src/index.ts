@@ -2,7 +2,7 @@
  * tributary as a library: embed the topology in your own process.
  *
  * @example
- * import { createTopology } from "tributary";
+ * import { createTopology } from "tributary-stream";
  */
 export { createTopology, Topology, CRASH_POINTS } from "./topology.js";
 export type { TopologyOptions, SourceSpec, PipelineStats, CrashPoint } from "./topology.js";

@@ -725,7 +725,7 @@ export function summaryFields(s: PipelineStats): Record<string, unknown> {
  * Creates a topology: the embedding API for edge services and the engine behind the CLI.
  *
  * @example
- * import { createTopology } from "tributary";
+ * import { createTopology } from "tributary-stream";
  * const t = createTopology({ source: { kind: "jetstream" }, config: { nats: { url: "nats://127.0.0.1:4222" } } });
  * await t.start();
  * process.on("SIGTERM", () => t.stop());
