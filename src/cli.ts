@@ -13,7 +13,7 @@ import { FeatureReader, formatFeatures } from "./features.js";
 import { readStatus } from "./status.js";
 import { parseDay } from "./timestamps.js";
 import { createLogger, type Logger } from "./log.js";
-import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
+import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, NoDataError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
 import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { countRecords, fileMessages } from "./sources/files.js";
@@ -330,6 +330,12 @@ const ERROR_KINDS: readonly [new (...args: never[]) => Error, number, string][] 
   [CheckpointError, 1, "commit error"],
 ];
 
+/** What to do next, for a library error whose message leaves the commands out. */
+function cliAdvice(e: Error): string {
+  if (e instanceof NoDataError) return "; run `tributary run` or `tributary ingest` first";
+  return "";
+}
+
 /** Runs the CLI with `argv` (as process.argv). Returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const program = build();
@@ -341,7 +347,7 @@ export async function main(argv: string[]): Promise<number> {
     const e = err as Error;
     const kind = ERROR_KINDS.find(([cls]) => e instanceof cls);
     const [, code, prefix] = kind ?? [Error, 1, "error"];
-    process.stderr.write(`tributary: ${prefix}: ${e.message}\n`);
+    process.stderr.write(`tributary: ${prefix}: ${e.message}${cliAdvice(e)}\n`);
     if (!kind && process.env.TRIBUTARY_DEBUG) process.stderr.write(`${e.stack}\n`);
     return code;
   }

@@ -50,3 +50,11 @@ export class DataDirLockedError extends Error {
 export class NatsUnreachableError extends SourceError {
   override name = "NatsUnreachableError";
 }
+
+/**
+ * A data directory holds no layer to read yet: nothing has been written to it. A
+ * {@link StorageError}; the CLI adds how to fill it.
+ */
+export class NoDataError extends StorageError {
+  override name = "NoDataError";
+}

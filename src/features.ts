@@ -9,7 +9,7 @@ import { emptyTotals, mergeTotals, type Totals } from "./operators/aggregate.js"
 import { layerPath, openLayer, type Database } from "./sinks/database.js";
 import { GOLD_MIGRATIONS } from "./sinks/gold.js";
 import { SILVER_MIGRATIONS } from "./sinks/silver.js";
-import { StorageError } from "./errors.js";
+import { NoDataError, StorageError } from "./errors.js";
 
 /** The feature columns, in output order (the CSV header). */
 export const FEATURE_COLUMNS = [
@@ -68,7 +68,7 @@ export class FeatureReader {
   constructor(dataDir: string, options: { busyTimeout?: number } = {}) {
     for (const layer of ["gold", "silver"] as const) {
       if (!existsSync(layerPath(dataDir, layer))) {
-        throw new StorageError(`no ${layer} data in ${dataDir}: run \`tributary run\` or \`tributary ingest\` first`);
+        throw new NoDataError(`no ${layer} data in ${dataDir}: nothing has been written to it yet`);
       }
     }
     const storage = { synchronous: "normal" as const, busyTimeout: options.busyTimeout ?? 5_000, readonly: true };

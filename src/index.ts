@@ -23,6 +23,6 @@ export { dedupe, dedupeRecord, DedupeWindow } from "./operators/dedupe.js";
 export { enrich, enrichRecord } from "./operators/enrich.js";
 export { aggregate, aggregateBatch, rollUpCustomers } from "./operators/aggregate.js";
 export { batchForCommit } from "./operators/batch.js";
-export { ConfigError, StorageError, CheckpointError, SourceError } from "./errors.js";
+export { ConfigError, StorageError, NoDataError, CheckpointError, SourceError, HttpListenError, StreamMismatchError, DataDirLockedError, NatsUnreachableError } from "./errors.js";
 export { RECOMMENDED_NODE_FLAGS } from "./runtime.js";
 export * from "./types.js";

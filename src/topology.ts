@@ -253,10 +253,14 @@ export class Topology {
    * time are cached per customer; every gold commit drops the entries of the customers it touched.
    */
   readonly features = {
-    /** Features of one customer as of `asOf` (epoch ms or Date; default now), or null when not listed. */
+    /**
+     * Features of one customer as of `asOf` (epoch ms or Date; default now), or null when not listed.
+     * Throws a TypeError or RangeError for an `asOf` that is not a valid time (an invalid Date, NaN).
+     */
     get: (customerId: string, asOf?: number | Date): FeatureRow | null => {
+      if (typeof customerId !== "string") throw new TypeError(`features.get: customerId must be a string, got ${describeValue(customerId)}`);
       if (asOf === undefined) return this.featureReader().compute(Date.now(), customerId)[0] ?? null;
-      const t = typeof asOf === "number" ? asOf : asOf.getTime();
+      const t = asOfMillis("features.get", asOf);
       let perCustomer = this.featureCache.get(customerId);
       const hit = perCustomer?.get(t);
       if (hit !== undefined) return hit;
@@ -265,9 +269,9 @@ export class Topology {
       perCustomer.set(t, row);
       return row;
     },
-    /** Features of every customer listed as of `asOf`. */
+    /** Features of every customer listed as of `asOf` (default now); throws for an invalid `asOf`, as `get` does. */
     all: (asOf: number | Date = Date.now()): FeatureRow[] => {
-      const t = typeof asOf === "number" ? asOf : asOf.getTime();
+      const t = asOfMillis("features.all", asOf);
       return this.featureReader().compute(t);
     },
   };
@@ -706,6 +710,25 @@ export class Topology {
 function splitQuarantineKey(key: string): [string, Reason] {
   const i = key.indexOf("|");
   return [key.slice(0, i), key.slice(i + 1) as Reason];
+}
+
+/** `asOf` as epoch milliseconds; a TypeError for anything but a number or Date, a RangeError for an invalid time. */
+function asOfMillis(method: string, asOf: unknown): number {
+  if (typeof asOf !== "number" && !(asOf instanceof Date)) {
+    throw new TypeError(`${method}: asOf must be epoch milliseconds or a Date, got ${describeValue(asOf)}`);
+  }
+  const t = typeof asOf === "number" ? asOf : asOf.getTime();
+  // The range a Date can hold (±8.64e15 ms); NaN is what `new Date("bogus")` holds.
+  if (!Number.isFinite(t) || Math.abs(t) > 8.64e15) {
+    throw new RangeError(`${method}: asOf is not a valid time (${asOf instanceof Date ? "an invalid Date" : String(asOf)})`);
+  }
+  return t;
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
+  return typeof v === "object" ? (v.constructor?.name ?? "an object") : typeof v;
 }
 
 /** Fields for a one-line run summary. */
