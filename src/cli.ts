@@ -19,6 +19,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { countRecords, fileMessages } from "./sources/files.js";
 import { publishAll, recordMessage, type OutgoingMessage } from "./sinks/publisher.js";
 import { entityOf } from "./operators/decode.js";
+import { faultsFromEnv } from "./sinks/writer.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -79,7 +80,8 @@ interface RunOptions {
 }
 
 async function runTopology(source: SourceSpec, config: Config, log: Logger, options: RunOptions): Promise<PipelineStats> {
-  const topology = createTopology({ source, config, log, http: options.http ?? false, holder: options.holder });
+  // Crash points and slow commits come from the environment here only: the crash tests run this CLI.
+  const topology = createTopology({ source, config, log, http: options.http ?? false, holder: options.holder, faults: faultsFromEnv() });
   const stop = (signal: string) => {
     log.info({ event: "signal", signal }, `received ${signal}, finishing the batch in flight`);
     void topology.stop();

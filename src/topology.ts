@@ -41,7 +41,7 @@ import { silentLogger, type Logger } from "./log.js";
 import { CheckpointError } from "./errors.js";
 import { openCommitter, type Committer } from "./sinks/committer.js";
 import { WriterLock } from "./runtime/writer-lock.js";
-import { faultsFromEnv, summarizeSilver, type Faults, type SilverSummary } from "./sinks/writer.js";
+import { NO_FAULTS, summarizeSilver, type Faults, type SilverSummary } from "./sinks/writer.js";
 
 /** Where records come from. */
 export type SourceSpec =
@@ -73,6 +73,12 @@ export interface TopologyOptions {
   readonly holder?: string;
   /** Serve `/metrics`, `/healthz`, `/readyz` and `/features/<id>` (port 0 picks a free port). Off by default. */
   readonly http?: HttpListen | false;
+  /**
+   * Test hook: crash points and slow commits for the crash tests. None by default; the library
+   * never reads them from the environment (only the `tributary` CLI does, for its tests).
+   * @internal
+   */
+  readonly faults?: Faults;
 }
 
 /** Counts for the current run, emitted after every commit. */
@@ -234,8 +240,7 @@ export class Topology {
             },
             { defaultMetrics: options.metrics !== "pipeline-only" },
           );
-    // Fault injection for tests: crash points and slow commits.
-    this.faults = faultsFromEnv();
+    this.faults = options.faults ?? NO_FAULTS;
     this.done = new Promise<PipelineStats>((resolve, reject) => {
       this.resolveDone = resolve;
       this.rejectDone = reject;

@@ -15,7 +15,7 @@ import { SMALL_CACHE_KIB, derivedLayerStorage, type StorageOptions } from "./dat
 export const CRASH_POINTS = ["before_bronze", "after_bronze", "after_silver", "after_gold"] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 
-/** Fault injection read from the environment; tests use it to kill or slow the commit path. */
+/** Fault injection for tests: kills or slows the commit path. */
 export interface Faults {
   readonly crashPoint: CrashPoint | null;
   /** The crash point fires on this batch (1-based) or later. */
@@ -24,7 +24,17 @@ export interface Faults {
   readonly commitDelayMs: number;
 }
 
-/** Reads `TRIBUTARY_CRASH_POINT`, `TRIBUTARY_CRASH_AFTER_BATCHES` and `TRIBUTARY_FAULT_COMMIT_DELAY_MS`. */
+/** No faults: what every topology runs with unless a test passes some. */
+export const NO_FAULTS: Faults = { crashPoint: null, crashAfterBatches: 0, commitDelayMs: 0 };
+
+/** The environment variables {@link faultsFromEnv} reads. */
+export const FAULT_ENV_VARS = ["TRIBUTARY_CRASH_POINT", "TRIBUTARY_CRASH_AFTER_BATCHES", "TRIBUTARY_FAULT_COMMIT_DELAY_MS"] as const;
+
+/**
+ * Reads `TRIBUTARY_CRASH_POINT`, `TRIBUTARY_CRASH_AFTER_BATCHES` and `TRIBUTARY_FAULT_COMMIT_DELAY_MS`.
+ * Only the `tributary` CLI calls this, for the crash tests that run it; an embedded topology
+ * takes faults from `TopologyOptions.faults` alone, so an embedder's environment cannot kill it.
+ */
 export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): Faults {
   const point = env.TRIBUTARY_CRASH_POINT;
   return {
