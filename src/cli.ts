@@ -11,7 +11,8 @@ import { parseListen, type HttpListen } from "./http.js";
 import { createProgress } from "./progress.js";
 import { FeatureReader, formatFeatures } from "./features.js";
 import { readStatus } from "./status.js";
-import { parseDay } from "./timestamps.js";
+import { parseDay, parseTimestamp } from "./timestamps.js";
+import { BUILTIN_FEATURES, customFeaturesOf, describeCustom, type FeatureDescription } from "./model/features.js";
 import { createLogger, type Logger } from "./log.js";
 import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, NoDataError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
 import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
@@ -50,6 +51,17 @@ function pad(rows: (string | number)[][]): string {
   return rows.map((r) => r.map((v, i) => (i === 0 ? String(v).padEnd(widths[i]!) : String(v).padStart(widths[i]!))).join("  ")).join("\n");
 }
 
+/** `features --describe`: one row per feature. */
+function formatDescriptions(features: readonly FeatureDescription[], format: "table" | "csv" | "json"): string {
+  if (format === "json") return JSON.stringify(features, null, 2) + "\n";
+  const keys = ["name", "type", "unit", "description", "definition"] as const;
+  const rows = features.map((f) => keys.map((k) => f[k] ?? ""));
+  if (format === "csv") return [keys.join(","), ...rows.map((r) => r.map((v) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v)).join(","))].join("\n") + "\n";
+  const widths = keys.map((k, i) => Math.max(k.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: readonly string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(keys), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n") + "\n";
+}
+
 /** The end-of-run summary: records per layer, duplicates, quarantine by reason, time and rate. */
 export function formatSummary(s: PipelineStats): string {
   const silver = Object.values(s.silver).reduce((a, b) => a + b, 0);
@@ -74,6 +86,8 @@ export function formatSummary(s: PipelineStats): string {
 interface RunOptions {
   /** The command, as the data dir's writer lock names its holder. */
   readonly holder: string;
+  /** Refuse a changed custom feature set instead of backfilling it. */
+  readonly noBackfill?: boolean;
   readonly http?: HttpListen | null;
   /** Show progress towards this many records (a number, or a function asked once started). */
   readonly progress?: { label: string; total: (t: Topology) => Promise<number | null> };
@@ -81,7 +95,7 @@ interface RunOptions {
 
 async function runTopology(source: SourceSpec, config: Config, log: Logger, options: RunOptions): Promise<PipelineStats> {
   // Crash points and slow commits come from the environment here only: the crash tests run this CLI.
-  const topology = createTopology({ source, config, log, http: options.http ?? false, holder: options.holder, faults: faultsFromEnv() });
+  const topology = createTopology({ source, config, log, http: options.http ?? false, holder: options.holder, faults: faultsFromEnv(), noBackfill: options.noBackfill });
   const stop = (signal: string) => {
     log.info({ event: "signal", signal }, `received ${signal}, finishing the batch in flight`);
     void topology.stop();
@@ -138,16 +152,18 @@ function build(): Command {
     .option("--drain", "exit 0 once the consumer has no pending messages and everything is committed")
     .option("--new-stream", "the stream is not the one bronze read (deleted and recreated, restored): read it as a new origin from its first message")
     .option("--accept-gap", "continue past messages the stream no longer holds (purged or expired before tributary read them)")
+    .option("--no-backfill", "refuse to start when gold holds another set of custom features than the config, instead of backfilling them")
     .option("--connect-timeout <seconds>", "with --drain, give up connecting after this long (exit 3)", "30")
     .option("--http <host:port|off>", "serve /metrics, /healthz, /readyz and /features (default 127.0.0.1:9464)")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
-    .action(async (flags: CommonFlags & { drain?: boolean; newStream?: boolean; acceptGap?: boolean; connectTimeout: string; http?: string }) => {
+    .action(async (flags: CommonFlags & { drain?: boolean; newStream?: boolean; acceptGap?: boolean; backfill: boolean; connectTimeout: string; http?: string }) => {
       const config = configFrom(flags);
       const log = logger(flags, config);
       const timeout = flags.drain ? Number(flags.connectTimeout) * 1000 : undefined;
       const source: SourceSpec = { kind: "jetstream", drain: flags.drain ?? false, connectTimeoutMs: timeout, newStream: flags.newStream, acceptGap: flags.acceptGap };
       const stats = await runTopology(source, config, log, {
         holder: "tributary run",
+        noBackfill: !flags.backfill,
         http: httpFrom(flags.http, config),
         progress: flags.drain ? { label: "drain", total: async (t) => t.pending() } : undefined,
       });
@@ -162,11 +178,13 @@ function build(): Command {
     .option("--config <file>", "YAML or JSON config file")
     .addOption(dataDirOption())
     .option("--http <host:port|off>", "serve /metrics, /healthz, /readyz and /features while ingesting", "off")
+    .option("--no-backfill", "refuse to start when gold holds another set of custom features than the config, instead of backfilling them")
     .option("--log-level <level>", "trace, debug, info, warn, error or silent")
-    .action(async (files: string[], flags: CommonFlags & { entity?: string; http: string }) => {
+    .action(async (files: string[], flags: CommonFlags & { entity?: string; http: string; backfill: boolean }) => {
       const config = configFrom(flags);
       const stats = await runTopology({ kind: "files", files, entity: flags.entity }, config, logger(flags, config), {
         holder: "tributary ingest",
+        noBackfill: !flags.backfill,
         http: parseListen(flags.http),
         progress: { label: "ingest", total: () => countRecords(files) },
       });
@@ -178,18 +196,24 @@ function build(): Command {
     .description("print gold features as of a day (default: now)")
     .addOption(dataDirOption())
     .option("--config <file>", "YAML or JSON config file")
-    .option("--as-of <YYYY-MM-DD>", "features as of that day at 00:00Z, counting only earlier records")
+    .option("--as-of <time>", "features as of that instant (YYYY-MM-DD means 00:00Z; or an ISO-8601 time), counting only earlier records")
     .option("--customer <id>", "one customer only")
+    .option("--describe", "describe every feature (name, type, unit, description, definition) instead of computing them")
     .addOption(new Option("--format <format>", "output format").choices(["table", "csv", "json"]).default("table"))
-    .action((flags: CommonFlags & { asOf?: string; customer?: string; format: "table" | "csv" | "json" }) => {
+    .action((flags: CommonFlags & { asOf?: string; customer?: string; describe?: boolean; format: "table" | "csv" | "json" }) => {
       const config = configFrom(flags);
+      const custom = customFeaturesOf(config.features.custom);
+      if (flags.describe) {
+        process.stdout.write(formatDescriptions([...BUILTIN_FEATURES, ...custom.map(describeCustom)], flags.format));
+        return;
+      }
       let asOf = Date.now();
       if (flags.asOf !== undefined) {
-        const day = parseDay(flags.asOf);
-        if (day === null) throw new ConfigError(`--as-of: expected a date as YYYY-MM-DD, got "${flags.asOf}"`);
-        asOf = day;
+        const t = parseDay(flags.asOf) ?? (/T/.test(flags.asOf) ? parseTimestamp(flags.asOf) : null);
+        if (t === null) throw new ConfigError(`--as-of: expected a date as YYYY-MM-DD or an ISO-8601 time, got "${flags.asOf}"`);
+        asOf = t;
       }
-      const reader = new FeatureReader(config.dataDir);
+      const reader = new FeatureReader(config.dataDir, { features: custom });
       try {
         const rows = reader.compute(asOf, flags.customer);
         if (flags.customer !== undefined && rows.length === 0) {
@@ -197,7 +221,7 @@ function build(): Command {
           process.exitCode = 4;
           return;
         }
-        const out = flags.customer !== undefined && flags.format === "json" ? JSON.stringify(rows[0], null, 2) + "\n" : formatFeatures(rows, flags.format);
+        const out = flags.customer !== undefined && flags.format === "json" ? JSON.stringify(rows[0], null, 2) + "\n" : formatFeatures(rows, flags.format, reader.columns);
         process.stdout.write(out);
       } finally {
         reader.close();

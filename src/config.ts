@@ -9,6 +9,7 @@ import { ConfigError } from "./errors.js";
 import { parseTimestamp } from "./timestamps.js";
 import { DECODE_DEFAULTS } from "./operators/decode.js";
 import { VALIDATE_DEFAULTS } from "./operators/validate.js";
+import { AGGREGATES, checkCustomFeatures } from "./model/features.js";
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -150,6 +151,36 @@ export const configSchema = z
           .default(VALIDATE_DEFAULTS.minEventTime),
       })
       .prefault({}),
+    features: z
+      .strictObject({
+        /**
+         * Features of your own, computed like the built-in ones: exact at any instant whatever the
+         * arrival order, because each aggregation merges in any order. Output after the built-ins,
+         * in this order. Adding one to a data dir backfills it from silver at the next start.
+         */
+        custom: z
+          .array(
+            z.strictObject({
+              name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, "a feature name is lower-case letters, digits and _, starting with a letter"),
+              /** The entity: transactions, sessions, interactions or events. */
+              from: z.string(),
+              aggregate: z.enum(AGGREGATES),
+              /** The field to aggregate (not for count). */
+              field: z.string().optional(),
+              /** Equality filters on categorical fields. */
+              where: z.record(z.string(), z.string()).optional(),
+              /** A trailing window of whole days (`7d`); absent for the lifetime. */
+              window: duration.refine((ms) => ms > 0 && ms % 86_400_000 === 0, "a window is a whole number of days, such as 7d").optional(),
+              description: z.string().optional(),
+            }),
+          )
+          .default([]),
+      })
+      .prefault({})
+      .superRefine((f, ctx) => {
+        const defs = f.custom.map((c) => ({ ...c, windowDays: c.window === undefined ? undefined : c.window / 86_400_000 }));
+        for (const [path, message] of checkCustomFeatures(defs)) ctx.addIssue({ code: "custom", path: ["custom", ...path], message });
+      }),
     http: z
       .strictObject({
         /** `HOST:PORT` for /metrics, /healthz, /readyz and /features, or `off`. Used by `tributary run`. */

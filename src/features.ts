@@ -7,30 +7,22 @@ import { existsSync } from "node:fs";
 import { DAY_MS, formatTimestamp } from "./timestamps.js";
 import { emptyTotals, mergeTotals, type Totals } from "./operators/aggregate.js";
 import { layerPath, openLayer, type Database } from "./sinks/database.js";
-import { GOLD_MIGRATIONS } from "./sinks/gold.js";
+import { GOLD_MIGRATIONS, featureSql } from "./sinks/gold.js";
+import { BUILTIN_FEATURES, fieldOf, storedUnits, type CustomFeature } from "./model/features.js";
 import { SILVER_MIGRATIONS } from "./sinks/silver.js";
 import { NoDataError, StorageError } from "./errors.js";
 
-/** The feature columns, in output order (the CSV header). */
-export const FEATURE_COLUMNS = [
-  "customer_id",
-  "customer_segment",
-  "purchase_frequency",
-  "total_spend",
-  "avg_transaction_value",
-  "first_transaction_at",
-  "last_transaction_at",
-  "recency_days",
-  "transactions_last_30_days",
-  "spend_last_30_days",
-  "session_count",
-  "avg_session_duration_seconds",
-  "interaction_count",
-  "event_count",
-  "days_since_registration",
-] as const;
+/** The built-in feature columns, in output order (the CSV header): the registry's order. */
+export const FEATURE_COLUMNS: readonly string[] = BUILTIN_FEATURES.map((f) => f.name);
 
+/** The columns of a feature table: the built-in ones, then the custom ones in config order. */
+export function featureColumns(custom: readonly CustomFeature[] = []): string[] {
+  return [...FEATURE_COLUMNS, ...custom.map((c) => c.name)];
+}
+
+/** One customer's features. Custom features (`features.custom`) follow as further keys. */
 export interface FeatureRow {
+  [custom: string]: string | number | null;
   customer_id: string;
   customer_segment: string;
   purchase_frequency: number;
@@ -60,12 +52,25 @@ const round = (x: number, digits: number) => {
   return Math.round(x * f) / f;
 };
 
+/** A custom feature's merge state for one customer: count, stored sum, min and max. */
+interface Bucket {
+  n: number;
+  total: number;
+  lo: number | null;
+  hi: number | null;
+}
+
 /** Reads features from a data directory. Opens the files read-only; safe beside a running daemon. */
 export class FeatureReader {
   private readonly gold: Database;
   private readonly silver: Database;
+  private readonly custom: readonly CustomFeature[];
 
-  constructor(dataDir: string, options: { busyTimeout?: number } = {}) {
+  /**
+   * @param options.features custom features to compute besides the built-in ones; gold must hold
+   *   each, completely backfilled under the same definition (else a StorageError).
+   */
+  constructor(dataDir: string, options: { busyTimeout?: number; features?: readonly CustomFeature[] } = {}) {
     for (const layer of ["gold", "silver"] as const) {
       if (!existsSync(layerPath(dataDir, layer))) {
         throw new NoDataError(`no ${layer} data in ${dataDir}: nothing has been written to it yet`);
@@ -74,6 +79,32 @@ export class FeatureReader {
     const storage = { synchronous: "normal" as const, busyTimeout: options.busyTimeout ?? 5_000, readonly: true };
     this.gold = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
     this.silver = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
+    this.custom = options.features ?? [];
+    try {
+      this.checkHeld();
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  /** The columns {@link compute} fills, in output order. */
+  get columns(): string[] {
+    return featureColumns(this.custom);
+  }
+
+  /** Never serve a custom feature that gold does not hold, completely, under this definition. */
+  private checkHeld(): void {
+    if (this.custom.length === 0) return;
+    const hasDefs = this.gold.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'feature_defs'").pluck().get() as number;
+    const held = new Map(
+      hasDefs ? (this.gold.prepare("SELECT name, hash, complete FROM feature_defs").all() as { name: string; hash: string; complete: number }[]).map((r) => [r.name, r]) : [],
+    );
+    for (const c of this.custom) {
+      const h = held.get(c.name);
+      const why = !h ? "gold does not hold it yet" : h.hash !== c.hash ? "gold holds it under another definition" : h.complete !== 1 ? "its backfill from silver has not finished" : null;
+      if (why) throw new StorageError(`custom feature ${c.name} cannot be served: ${why}; a writer (run or ingest) with this feature set backfills it at start`);
+    }
   }
 
   /**
@@ -111,9 +142,11 @@ export class FeatureReader {
       const profiles = this.gold
         .prepare(`SELECT customer_id, customer_segment, registration_at FROM customer_profile ${one ? "WHERE customer_id = ?" : ""}`)
         .all(...(one ? [customerId] : [])) as { customer_id: string; customer_segment: string; registration_at: number | null }[];
-      return { position, profiles };
+      const custom = this.custom.map((c) => this.customWholeDays(c, T, customerId));
+      return { position, profiles, custom };
     });
-    const { position, profiles } = readGold();
+    const { position, profiles, custom } = readGold();
+    this.custom.forEach((c, i) => this.customPartialDays(c, T, position, customerId, custom[i]!));
 
     // Partial days from silver: the start of today (up to T) and the first day of the window.
     const tailStart = dayT * DAY_MS;
@@ -132,9 +165,55 @@ export class FeatureReader {
     for (const id of [...ids].sort()) {
       const w = byCustomer.get(id) ?? { all: emptyTotals(), recent: emptyTotals() };
       const p = segments.get(id);
-      rows.push(toRow(id, w, p, T));
+      const row = toRow(id, w, p, T);
+      this.custom.forEach((c, i) => (row[c.name] = customValue(c, custom[i]!.get(id))));
+      rows.push(row);
     }
     return rows;
+  }
+
+  /** Whole UTC days of a custom feature's window before T's day, from gold's buckets. */
+  private customWholeDays(c: CustomFeature, T: number, customerId: string | undefined): Map<string, Bucket> {
+    const dayT = Math.floor(T / DAY_MS);
+    const firstDay = c.windowDays === undefined ? Number.MIN_SAFE_INTEGER : Math.ceil((T - c.windowDays * DAY_MS) / DAY_MS);
+    const out = new Map<string, Bucket>();
+    const rows = this.gold
+      .prepare(
+        `SELECT customer_id, sum(n) AS n, total(total) AS total, min(lo) AS lo, max(hi) AS hi FROM feature_daily
+         WHERE feature = ? AND day >= ? AND day < ? ${customerId !== undefined ? "AND customer_id = ?" : ""} GROUP BY customer_id`,
+      )
+      .all(c.name, firstDay, dayT, ...(customerId !== undefined ? [customerId] : [])) as (Bucket & { customer_id: string })[];
+    for (const r of rows) out.set(r.customer_id, { n: r.n, total: r.total, lo: r.lo, hi: r.hi });
+    return out;
+  }
+
+  /** The partial days at the window's edges, from silver's records up to gold's position. */
+  private customPartialDays(c: CustomFeature, T: number, position: number, customerId: string | undefined, into: Map<string, Bucket>): void {
+    const dayT = Math.floor(T / DAY_MS);
+    const spans: [number, number][] = [];
+    if (T > dayT * DAY_MS) spans.push([dayT * DAY_MS, T]);
+    if (c.windowDays !== undefined) {
+      const start = T - c.windowDays * DAY_MS;
+      const headEnd = Math.min(Math.ceil(start / DAY_MS) * DAY_MS, dayT * DAY_MS);
+      if (start < headEnd) spans.push([start, headEnd]);
+    }
+    const q = featureSql(c);
+    const stmt = this.silver.prepare(
+      `SELECT customer_id, count(*) AS n, ${q.total} AS total, min(${q.value}) AS lo, max(${q.value}) AS hi FROM ${q.table}
+       WHERE ${q.time} >= ? AND ${q.time} < ? AND bronze_seq <= ?${q.where} ${customerId !== undefined ? "AND customer_id = ?" : ""} GROUP BY customer_id`,
+    );
+    for (const [from, to] of spans) {
+      for (const r of stmt.all(from, to, position, ...q.params, ...(customerId !== undefined ? [customerId] : [])) as (Bucket & { customer_id: string })[]) {
+        const b = into.get(r.customer_id);
+        if (!b) into.set(r.customer_id, { n: r.n, total: r.total, lo: r.lo, hi: r.hi });
+        else {
+          b.n += r.n;
+          b.total += r.total;
+          b.lo = b.lo === null ? r.lo : r.lo === null ? b.lo : Math.min(b.lo, r.lo);
+          b.hi = b.hi === null ? r.hi : r.hi === null ? b.hi : Math.max(b.hi, r.hi);
+        }
+      }
+    }
   }
 
   private addPartial(from: number, to: number, position: number, customerId: string | undefined, add: (id: string, t: Totals) => void): void {
@@ -164,6 +243,19 @@ export class FeatureReader {
   }
 }
 
+/** A custom feature's value from its merged bucket: money in cents, durations in seconds, times as ISO-8601. */
+function customValue(c: CustomFeature, b: Bucket | undefined): number | string | null {
+  if (c.aggregate === "count") return b?.n ?? 0;
+  const kind = fieldOf(c)!.kind;
+  const scale = (v: number) => (kind === "money" ? round(v, 2) : kind === "duration" ? round(v / 1000, 3) : v);
+  if (c.aggregate === "sum") return kind === "money" ? round((b?.total ?? 0) / storedUnits("money"), 2) : round((b?.total ?? 0) / 1000, 3);
+  if (!b || b.n === 0) return null;
+  if (c.aggregate === "mean") return kind === "money" ? round(b.total / storedUnits("money") / b.n, 2) : round(b.total / 1000 / b.n, 3);
+  const v = c.aggregate === "min" ? b.lo : b.hi;
+  if (v === null) return null;
+  return kind === "time" ? formatTimestamp(v) : scale(v);
+}
+
 function hasAny(t: Totals): boolean {
   return t.tx_count + t.session_count + t.interaction_count + t.event_count > 0;
 }
@@ -191,16 +283,19 @@ function toRow(id: string, w: Window, p: { segment: string; registration: number
   };
 }
 
-/** Renders feature rows as CSV (header row = {@link FEATURE_COLUMNS}), JSON or an aligned table. */
-export function formatFeatures(rows: readonly FeatureRow[], format: "csv" | "json" | "table"): string {
+/**
+ * Renders feature rows as CSV (header row = `columns`: the built-in {@link FEATURE_COLUMNS}, then
+ * any custom ones), JSON or an aligned table.
+ */
+export function formatFeatures(rows: readonly FeatureRow[], format: "csv" | "json" | "table", columns: readonly string[] = FEATURE_COLUMNS): string {
   if (format === "json") return JSON.stringify(rows, null, 2) + "\n";
-  const cells = rows.map((r) => FEATURE_COLUMNS.map((c) => cell(r[c], format)));
+  const cells = rows.map((r) => columns.map((c) => cell(r[c] ?? null, format)));
   if (format === "csv") {
-    return [FEATURE_COLUMNS.join(","), ...cells.map((row) => row.map(csvEscape).join(","))].join("\n") + "\n";
+    return [columns.join(","), ...cells.map((row) => row.map(csvEscape).join(","))].join("\n") + "\n";
   }
-  const widths = FEATURE_COLUMNS.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
+  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const line = (row: readonly string[]) => row.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(FEATURE_COLUMNS), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
+  return [line(columns), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n") + "\n";
 }
 
 function cell(v: string | number | null, format: "csv" | "table"): string {

@@ -41,6 +41,7 @@ import { silentLogger, type Logger } from "./log.js";
 import { CheckpointError } from "./errors.js";
 import { openCommitter, type Committer } from "./sinks/committer.js";
 import { WriterLock } from "./runtime/writer-lock.js";
+import { customFeaturesOf, type CustomFeature } from "./model/features.js";
 import { NO_FAULTS, summarizeSilver, type Faults, type SilverSummary } from "./sinks/writer.js";
 
 /** Where records come from. */
@@ -69,6 +70,11 @@ export interface TopologyOptions {
    * metrics, `"pipeline-only"` without the process metrics, false for none.
    */
   readonly metrics?: boolean | "pipeline-only";
+  /**
+   * Refuse to start when gold holds another set of custom features than the config, instead of
+   * dropping and backfilling them (the CLI's `--no-backfill`).
+   */
+  readonly noBackfill?: boolean;
   /** What the data dir's writer lock names as its holder (default `tributary`; the CLI says `tributary run`, …). */
   readonly holder?: string;
   /** Serve `/metrics`, `/healthz`, `/readyz` and `/features/<id>` (port 0 picks a free port). Off by default. */
@@ -185,6 +191,8 @@ class CommitGate implements BatchGate {
  */
 export class Topology {
   readonly config: Config;
+  /** The custom features this topology computes (`features.custom`), after the built-in ones. */
+  readonly custom: readonly CustomFeature[];
   private readonly log: Logger;
   private readonly statsSubject = new BehaviorSubject<PipelineStats>(emptyStats());
   private readonly stop$ = new Subject<void>();
@@ -223,6 +231,7 @@ export class Topology {
   constructor(private readonly options: TopologyOptions) {
     const config = parseConfig(options.config ?? {});
     this.config = options.dataDir ? { ...config, dataDir: options.dataDir } : config;
+    this.custom = customFeaturesOf(this.config.features.custom);
     this.log = options.log ?? silentLogger;
     this.window = new DedupeWindow({ windowMs: this.config.dedupe.window, maxEntries: this.config.dedupe.maxEntries });
     this.metrics =
@@ -282,7 +291,7 @@ export class Topology {
   };
 
   private featureReader(): FeatureReader {
-    this.reader ??= new FeatureReader(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout });
+    this.reader ??= new FeatureReader(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout, features: this.custom });
     return this.reader;
   }
 
@@ -316,12 +325,15 @@ export class Topology {
     let source$: Observable<SourceMessage>;
     try {
       if (this.options.http) await this.startHttp(this.options.http);
+      // Custom features gold does not hold yet are backfilled from silver up to gold's position,
+      // before recovery applies anything newer, so nothing is counted twice.
+      this.gold.syncFeatures(dir, this.custom, { noBackfill: this.options.noBackfill ?? false, log: this.log });
       this.recover();
       // From here on the committer owns the writes; this thread keeps bronze and silver open
       // only to read positions and segments.
       this.gold.close();
       this.gold = null;
-      this.committer = await openCommitter({ dataDir: dir, storage, faults: this.faults, thread: storage.commitThread });
+      this.committer = await openCommitter({ dataDir: dir, storage, faults: this.faults, thread: storage.commitThread, features: this.custom });
       source$ = await this.openSource();
     } catch (err) {
       await this.close();
@@ -574,7 +586,7 @@ export class Topology {
     const goldPos = gold.position();
     if (goldPos < silverPos) {
       const accepted = silver.readAccepted(goldPos, silverPos);
-      gold.apply(aggregateBatch({ position: silverPos, accepted }));
+      gold.apply(aggregateBatch({ position: silverPos, accepted }, this.custom));
       this.log.info({ event: "recovered", layer: "gold", from: goldPos, to: silverPos, records: accepted.length }, "gold caught up from silver");
     }
     const bronzePos = bronze.position();
@@ -589,7 +601,7 @@ export class Topology {
       const position = items[items.length - 1]!.bronzeSeq;
       const commit = silver.apply(items, position);
       this.countSilver(summarizeSilver(commit));
-      gold.apply(aggregateBatch(commit));
+      gold.apply(aggregateBatch(commit, this.custom));
       silverPos = position;
     }
     this.log.info({ event: "recovered", layer: "silver", from: from0, to: silverPos }, "silver and gold caught up from bronze");

@@ -1,6 +1,7 @@
 import { map, type OperatorFunction } from "rxjs";
 import type { Accepted, ValidRecord } from "../types.js";
 import { dayOf } from "../timestamps.js";
+import { fieldOf, storedUnits, type CustomFeature } from "../model/features.js";
 
 /**
  * Additive per-customer totals. Every field merges by sum, min or max, so applying deltas in any
@@ -38,11 +39,28 @@ export interface ProfileUpdate {
   readonly bronzeSeq: number;
 }
 
+/**
+ * One custom feature's bucket for one customer on one UTC day: a count, a sum in stored units
+ * (money in millionths, durations and times in ms) and the min and max, all of which merge in
+ * any order.
+ */
+export interface FeatureDayDelta {
+  readonly feature: string;
+  readonly customer_id: string;
+  readonly day: number;
+  n: number;
+  total: number;
+  lo: number | null;
+  hi: number | null;
+}
+
 /** What one batch changes in gold, and the bronze position it brings gold to. */
 export interface GoldDelta {
   readonly position: number;
   readonly days: DayDelta[];
   readonly profiles: ProfileUpdate[];
+  /** Custom features' buckets (empty without custom features). */
+  readonly features: FeatureDayDelta[];
 }
 
 /** Accepted records of one silver commit, and the bronze position silver reached with it. */
@@ -88,8 +106,9 @@ const maxOf = (a: number | null, b: number | null) => (a === null ? b : b === nu
  * @example
  * aggregateBatch({ position: 7, accepted }).days // [{ customer_id: "c1", day: 20514, tx_count: 2, ... }]
  */
-export function aggregateBatch(commit: SilverCommit): GoldDelta {
+export function aggregateBatch(commit: SilverCommit, custom: readonly CustomFeature[] = []): GoldDelta {
   const days = new Map<string, DayDelta>();
+  const features = new Map<string, FeatureDayDelta>();
   const profiles = new Map<string, ProfileUpdate>();
   for (const { record: r, bronzeSeq } of commit.accepted) {
     if (r.entity === "customers") {
@@ -109,8 +128,35 @@ export function aggregateBatch(commit: SilverCommit): GoldDelta {
       days.set(key, d);
     }
     addRecord(d, r);
+    for (let i = 0; i < custom.length; i++) {
+      const c = custom[i]!;
+      if (c.from === r.entity && matches(c, r)) addToFeature(features, c, r.customer_id, day, r);
+    }
   }
-  return { position: commit.position, days: [...days.values()], profiles: [...profiles.values()] };
+  return { position: commit.position, days: [...days.values()], profiles: [...profiles.values()], features: [...features.values()] };
+}
+
+function matches(c: CustomFeature, r: ValidRecord): boolean {
+  if (c.where === undefined) return true;
+  const fields = r as unknown as Record<string, unknown>;
+  for (const k in c.where) if (fields[k] !== c.where[k]) return false;
+  return true;
+}
+
+function addToFeature(features: Map<string, FeatureDayDelta>, c: CustomFeature, customer_id: string, day: number, r: ValidRecord): void {
+  const key = c.name + "\u0000" + customer_id + "\u0000" + day;
+  let b = features.get(key);
+  if (b === undefined) {
+    b = { feature: c.name, customer_id, day, n: 0, total: 0, lo: null, hi: null };
+    features.set(key, b);
+  }
+  b.n += 1;
+  const field = fieldOf(c);
+  if (field === null) return;
+  const v = field.value(r as unknown as Record<string, unknown>) as number;
+  b.total += field.kind === "money" ? Math.round(v * storedUnits("money")) : v;
+  b.lo = b.lo === null ? v : Math.min(b.lo, v);
+  b.hi = b.hi === null ? v : Math.max(b.hi, v);
 }
 
 /**
@@ -156,6 +202,6 @@ export function toMicros(amount: number): number {
 }
 
 /** Pipeable form of {@link aggregateBatch}. */
-export function aggregate(): OperatorFunction<SilverCommit, GoldDelta> {
-  return map(aggregateBatch);
+export function aggregate(custom: readonly CustomFeature[] = []): OperatorFunction<SilverCommit, GoldDelta> {
+  return map((commit) => aggregateBatch(commit, custom));
 }

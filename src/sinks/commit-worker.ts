@@ -5,15 +5,16 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { StorageOptions } from "./database.js";
 import { LayerWriter, type Faults } from "./writer.js";
+import type { CustomFeature } from "../model/features.js";
 import { decodeBatch, serializeError, type WorkerReply, type WorkerRequest } from "./committer.js";
 
 const port = parentPort!;
-const { dataDir, storage, faults } = workerData as { dataDir: string; storage: StorageOptions; faults: Faults };
+const { dataDir, storage, faults, features } = workerData as { dataDir: string; storage: StorageOptions; faults: Faults; features: CustomFeature[] };
 const post = (m: WorkerReply) => port.postMessage(m);
 
 let writer: LayerWriter | null = null;
 try {
-  writer = new LayerWriter(dataDir, storage, faults);
+  writer = new LayerWriter(dataDir, storage, faults, features);
   post({ type: "ready" });
 } catch (err) {
   post({ type: "error", id: null, error: serializeError(err) });

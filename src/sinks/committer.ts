@@ -9,6 +9,7 @@ import type { Staged } from "../types.js";
 import { CheckpointError, StorageError } from "../errors.js";
 import { layerPath, type StorageOptions } from "./database.js";
 import { LayerWriter, type CommitReports, type Faults, type WireRecord } from "./writer.js";
+import type { CustomFeature } from "../model/features.js";
 
 export type CommitThread = "worker" | "inline";
 
@@ -27,12 +28,14 @@ export interface CommitterOptions {
   readonly dataDir: string;
   readonly storage: StorageOptions;
   readonly faults: Faults;
+  /** Custom features gold computes besides the built-in ones. */
+  readonly features?: readonly CustomFeature[];
   readonly thread: CommitThread;
 }
 
 /** Opens a committer; resolves once the layer files are open for writing. */
 export async function openCommitter(options: CommitterOptions): Promise<Committer> {
-  if (options.thread === "inline") return new InlineCommitter(new LayerWriter(options.dataDir, options.storage, options.faults));
+  if (options.thread === "inline") return new InlineCommitter(new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? []));
   return WorkerCommitter.open(options);
 }
 
@@ -182,7 +185,7 @@ class WorkerCommitter implements Committer {
 
   static open(options: CommitterOptions): Promise<Committer> {
     const worker = new Worker(workerUrl("commit-worker"), {
-      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults },
+      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults, features: options.features ?? [] },
       // The worker's heap holds a few batches at a time (SQLite's page cache lives outside it);
       // without a limit V8 lets garbage pile up to gigabytes before a full collection.
       resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },

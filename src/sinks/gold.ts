@@ -6,7 +6,11 @@
  */
 import type { Statement } from "better-sqlite3";
 import type { GoldDelta } from "../operators/aggregate.js";
-import { CHECKPOINT_TABLE, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
+import { CHECKPOINT_TABLE, layerPath, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
+import { FEATURE_SOURCES, fieldOf, storedUnits, type CustomFeature } from "../model/features.js";
+import { DAY_MS } from "../timestamps.js";
+import { ConfigError } from "../errors.js";
+import type { Logger } from "../log.js";
 
 /** `customer_features` in readable units; both schema versions create it the same way. */
 const FEATURES_CURRENT_VIEW = `
@@ -128,7 +132,57 @@ export const GOLD_MIGRATIONS: readonly string[] = [
     FROM ids LEFT JOIN totals t ON t.customer_id = ids.customer_id LEFT JOIN customer_profile p ON p.customer_id = ids.customer_id;
   ${FEATURES_CURRENT_VIEW}
   `,
+  // v4: custom features (features.custom): one bucket per feature, customer and UTC day, and the
+  // definitions gold holds, each with its hash and how far its backfill from silver has come.
+  `
+  CREATE TABLE feature_daily (
+    feature TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    lo REAL,
+    hi REAL,
+    PRIMARY KEY (feature, customer_id, day)
+  ) WITHOUT ROWID;
+  CREATE TABLE feature_defs (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    backfill_position INTEGER NOT NULL,
+    backfilled_through_day INTEGER,
+    complete INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
+
+/** Days of silver history one backfill transaction covers: the unit of progress and of resumption. */
+const BACKFILL_CHUNK_DAYS = 30;
+
+/** The SQL a custom feature's buckets are computed with from its silver table. */
+export function featureSql(c: CustomFeature): { table: string; time: string; where: string; params: string[]; total: string; value: string } {
+  const source = FEATURE_SOURCES[c.from]!;
+  const field = fieldOf(c);
+  const keys = Object.keys(c.where ?? {});
+  const value = field ? field.sql : "NULL";
+  const total = !field ? "0" : field.kind === "money" ? `total(CAST(round(${value} * ${storedUnits("money")}) AS INTEGER))` : `total(${value})`;
+  return {
+    table: source.table,
+    time: source.eventTime,
+    where: keys.map((k) => ` AND ${source.fields[k]!.sql} = ?`).join(""),
+    params: keys.map((k) => c.where![k]!),
+    total,
+    value,
+  };
+}
+
+interface HeldFeature {
+  name: string;
+  hash: string;
+  backfill_position: number;
+  backfilled_through_day: number | null;
+  complete: number;
+}
 
 /** The gold layer's file and statements. */
 export class GoldStore {
@@ -136,6 +190,7 @@ export class GoldStore {
   private readonly upsertDay: Statement;
   private readonly upsertProfile: Statement;
   private readonly setPosition: Statement;
+  private readonly upsertFeature: Statement;
   private readonly applyTx: (delta: GoldDelta) => void;
 
   constructor(dataDir: string, storage: StorageOptions) {
@@ -164,6 +219,14 @@ export class GoldStore {
     this.setPosition = db.prepare(
       `INSERT INTO checkpoint (layer, position) VALUES ('gold', ?) ON CONFLICT (layer) DO UPDATE SET position = excluded.position`,
     );
+    this.upsertFeature = db.prepare(
+      `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (feature, customer_id, day) DO UPDATE SET
+         n = n + excluded.n,
+         total = total + excluded.total,
+         lo = min(coalesce(lo, excluded.lo), coalesce(excluded.lo, lo)),
+         hi = max(coalesce(hi, excluded.hi), coalesce(excluded.hi, hi))`,
+    );
     const tx = db.transaction((delta: GoldDelta) => {
       for (const d of delta.days) {
         this.upsertDay.run(
@@ -182,6 +245,7 @@ export class GoldStore {
       for (const p of delta.profiles) {
         this.upsertProfile.run(p.customer_id, p.customer_segment, p.registration_at, p.bronzeSeq);
       }
+      for (const x of delta.features) this.upsertFeature.run(x.feature, x.customer_id, x.day, x.n, x.total, x.lo, x.hi);
       this.setPosition.run(delta.position);
     });
     this.applyTx = (delta) => tx.immediate(delta);
@@ -195,6 +259,89 @@ export class GoldStore {
   /** The bronze position gold has applied. */
   position(): number {
     return readPosition(this.db, "gold");
+  }
+
+  /**
+   * Brings gold's custom features to `features`: a removed feature's buckets are dropped, a new
+   * one (or a changed one: removal plus addition) is backfilled from silver's records up to
+   * gold's position, in chunks of {@link BACKFILL_CHUNK_DAYS} days, each one transaction that
+   * also records how far it came, so a killed backfill resumes where it stopped. Must run before
+   * gold applies anything newer, so no record is counted twice.
+   *
+   * @throws ConfigError with `noBackfill` when gold holds another set of features.
+   */
+  syncFeatures(dataDir: string, features: readonly CustomFeature[], options: { noBackfill: boolean; log: Logger }): void {
+    const held = new Map(
+      (this.db.prepare("SELECT name, hash, backfill_position, backfilled_through_day, complete FROM feature_defs").all() as HeldFeature[]).map((r) => [r.name, r]),
+    );
+    const wanted = new Map(features.map((c) => [c.name, c]));
+    const removed = [...held.values()].filter((h) => wanted.get(h.name)?.hash !== h.hash);
+    const pending = features.filter((c) => !(held.get(c.name)?.hash === c.hash && held.get(c.name)?.complete === 1));
+    if (options.noBackfill && (removed.length > 0 || pending.length > 0)) {
+      const what = [...removed.map((h) => `${h.name} (${wanted.has(h.name) ? "changed" : "removed"})`), ...pending.filter((c) => !held.has(c.name)).map((c) => `${c.name} (new)`)];
+      throw new ConfigError(`gold holds another set of custom features than the config: ${what.join(", ")}; run without --no-backfill to drop and backfill them`);
+    }
+    const position = this.position();
+    for (const h of removed) {
+      this.db.transaction(() => {
+        this.db.prepare("DELETE FROM feature_daily WHERE feature = ?").run(h.name);
+        this.db.prepare("DELETE FROM feature_defs WHERE name = ?").run(h.name);
+      }).immediate();
+      options.log.info({ event: "feature_dropped", feature: h.name }, `dropped custom feature ${h.name} from gold`);
+    }
+    if (pending.length === 0) return;
+    this.db.prepare("ATTACH DATABASE ? AS silver").run(layerPath(dataDir, "silver"));
+    try {
+      for (const c of pending) this.backfill(c, position, options.log);
+    } finally {
+      this.db.prepare("DETACH DATABASE silver").run();
+    }
+  }
+
+  private backfill(c: CustomFeature, position: number, log: Logger): void {
+    const h = this.db.prepare("SELECT hash, backfill_position, backfilled_through_day, complete FROM feature_defs WHERE name = ?").get(c.name) as HeldFeature | undefined;
+    const resume = h !== undefined && h.hash === c.hash && h.complete === 0 && h.backfill_position === position;
+    if (!resume) {
+      this.db.transaction(() => {
+        this.db.prepare("DELETE FROM feature_daily WHERE feature = ?").run(c.name);
+        this.db
+          .prepare(
+            `INSERT INTO feature_defs (name, hash, definition, backfill_position, backfilled_through_day, complete) VALUES (?, ?, ?, ?, NULL, 0)
+             ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, definition = excluded.definition, backfill_position = excluded.backfill_position,
+               backfilled_through_day = NULL, complete = 0`,
+          )
+          .run(c.name, c.hash, JSON.stringify({ from: c.from, aggregate: c.aggregate, field: c.field ?? null, where: c.where ?? null, windowDays: c.windowDays ?? null }), position);
+      }).immediate();
+    }
+    const q = featureSql(c);
+    const range = this.db
+      .prepare(`SELECT min(${q.time}) AS lo, max(${q.time}) AS hi FROM silver.${q.table} WHERE bronze_seq <= ?${q.where}`)
+      .get(position, ...q.params) as { lo: number | null; hi: number | null };
+    const firstDay = range.lo === null ? 0 : Math.floor(range.lo / DAY_MS);
+    const lastDay = range.hi === null ? -1 : Math.floor(range.hi / DAY_MS);
+    let from = resume && h!.backfilled_through_day !== null ? h!.backfilled_through_day + 1 : firstDay;
+    const insert = this.db.prepare(
+      `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi)
+       SELECT ?, customer_id, ${q.time} / ${DAY_MS} AS d, count(*), ${q.total}, min(${q.value}), max(${q.value})
+       FROM silver.${q.table} WHERE bronze_seq <= ? AND ${q.time} >= ? AND ${q.time} < ?${q.where} GROUP BY customer_id, d`,
+    );
+    const mark = this.db.prepare("UPDATE feature_defs SET backfilled_through_day = ? WHERE name = ?");
+    const started = Date.now();
+    log.info({ event: "feature_backfill", feature: c.name, fromDay: from, lastDay, resumed: resume }, `backfilling custom feature ${c.name} from silver`);
+    while (from <= lastDay) {
+      const to = Math.min(lastDay, from + BACKFILL_CHUNK_DAYS - 1);
+      const chunk = this.db.transaction(() => {
+        const r = insert.run(c.name, position, from * DAY_MS, (to + 1) * DAY_MS, ...q.params);
+        mark.run(to, c.name);
+        return r.changes;
+      });
+      const rows = chunk.immediate();
+      const done = lastDay === firstDay ? 1 : (to - firstDay + 1) / (lastDay - firstDay + 1);
+      log.info({ event: "feature_backfill_progress", feature: c.name, throughDay: new Date(to * DAY_MS).toISOString().slice(0, 10), buckets: rows, percent: Math.round(done * 100) }, `backfill of ${c.name}: ${Math.round(done * 100)}%`);
+      from = to + 1;
+    }
+    this.db.prepare("UPDATE feature_defs SET complete = 1 WHERE name = ?").run(c.name);
+    log.info({ event: "feature_backfilled", feature: c.name, ms: Date.now() - started }, `custom feature ${c.name} backfilled`);
   }
 
   close(): void {

@@ -6,6 +6,7 @@
  */
 import type { SourceMessage, Staged } from "../types.js";
 import { aggregateBatch } from "../operators/aggregate.js";
+import type { CustomFeature } from "../model/features.js";
 import { BronzeStore } from "./bronze.js";
 import { SilverStore, type Committed, type SilverResult } from "./silver.js";
 import { GoldStore } from "./gold.js";
@@ -82,7 +83,12 @@ export class LayerWriter {
   private readonly gold: GoldStore;
   private batches = 0;
 
-  constructor(dataDir: string, storage: StorageOptions, private readonly faults: Faults) {
+  constructor(
+    dataDir: string,
+    storage: StorageOptions,
+    private readonly faults: Faults,
+    private readonly features: readonly CustomFeature[] = [],
+  ) {
     this.bronze = new BronzeStore(dataDir, { ...storage, cacheKib: SMALL_CACHE_KIB });
     try {
       this.silver = new SilverStore(dataDir, derivedLayerStorage(storage));
@@ -121,7 +127,7 @@ export class LayerWriter {
     this.crash("after_silver");
     reports.silver(summarizeSilver(result), performance.now() - t);
     t = performance.now();
-    const delta = aggregateBatch(result);
+    const delta = aggregateBatch(result, this.features);
     this.gold.apply(delta);
     this.crash("after_gold");
     reports.gold(delta.position, performance.now() - t);
