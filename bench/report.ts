@@ -43,6 +43,8 @@ export interface BenchResults {
    * throughput over it.
    */
   readonly floor: { eps: number; ratio_ceiling: number; ratio: number };
+  /** tributary with the README's custom features added, on the same stream; `ratio` is over plain tributary. */
+  readonly custom_features?: { count: number; eps: number; ratio: number; cpuUsPerEvent: number | null };
   /** The naive consumer at synchronous=NORMAL, whose acks can outrun a power cut (null when skipped). */
   readonly naive_relaxed: { events: number; eps: number; pragmas: string; ratio: number } | null;
   /** The naive consumer with SQLite's default pragmas, on the first events only (null when skipped). */
@@ -163,6 +165,10 @@ export function formatReport(r: BenchResults): string {
     ),
   );
   out.push(`  tributary/ceiling ${f2(r.ratio_ceiling)}, tributary/naive ${f2(r.ratio_naive)}${rounds(ph.tributary)}`);
+  if (r.custom_features) {
+    const c = r.custom_features;
+    out.push(`  with ${c.count} custom features (README's example): ${int(c.eps)} events/s, ${f2(c.ratio)}× tributary without them${c.cpuUsPerEvent === null ? "" : `, ${f1(c.cpuUsPerEvent)} CPU µs/event`}`);
+  }
   out.push(
     `  single-table floor (one SQLite row per event, no dedupe, layers or features): ${f2(r.floor.ratio_ceiling)}× the ceiling; tributary is ${f2(r.floor.ratio)}× the floor`,
   );

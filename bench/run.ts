@@ -84,6 +84,13 @@ const loadList = (v: string) =>
     return n;
   });
 
+/** The README's three custom features, for the phase that measures what custom features cost. */
+const BENCH_CUSTOM_FEATURES = [
+  { name: "spend_last_7_days", from: "transactions", aggregate: "sum", field: "amount_base", window: "7d" },
+  { name: "mobile_sessions_last_30_days", from: "sessions", aggregate: "count", where: { device_type: "mobile" }, window: "30d" },
+  { name: "max_transaction_value", from: "transactions", aggregate: "max", field: "amount_base" },
+] as const;
+
 function parseOptions(argv: string[]): Options {
   const program = new Command()
     .name("bench")
@@ -195,6 +202,7 @@ async function main(): Promise<void> {
     const naives: PhaseResult[] = [];
     const floors: PhaseResult[] = [];
     const tribs: PhaseResult[] = [];
+    const customs: PhaseResult[] = [];
     let naiveBytes = 0;
     for (let round = 1; round <= o.repeat; round++) {
       const suffix = o.repeat > 1 ? ` (round ${round}/${o.repeat})` : "";
@@ -237,6 +245,16 @@ async function main(): Promise<void> {
       rmSync(tribDir, { recursive: true, force: true });
       log(`tributary${suffix}: ${Math.round(t.eps)} ev/s in ${t.seconds.toFixed(2)} s (drain exit ${(t.drainExitSeconds as number).toFixed(2)} s)`);
       tribs.push(t);
+      // The same run with the README's three custom features on top of the configured ones.
+      const customDir = tmp("custom");
+      const withCustom = { ...overrides, features: { custom: [...(overrides.features?.custom ?? []), ...BENCH_CUSTOM_FEATURES] } };
+      const tc = await measured(
+        { kind: "tributary", url, stream: main.name, subjects: main.subjects, consumer: `bench-custom-${round}`, events: o.events, dataDir: customDir, config: withCustom },
+        tribFlags,
+      );
+      rmSync(customDir, { recursive: true, force: true });
+      log(`tributary + 3 custom features${suffix}: ${Math.round(tc.eps)} ev/s (${(tc.eps / t.eps).toFixed(2)}× tributary)`);
+      customs.push(tc);
     }
     let naiveDefaults: PhaseResult | null = null;
     if (!o.quick && o.naiveDefaultsEvents > 0) {
@@ -258,6 +276,7 @@ async function main(): Promise<void> {
     const naive = summarize(naives);
     const floor = summarize(floors);
     const trib = summarize(tribs);
+    const custom = summarize(customs);
     const tp = trib.pick;
 
     // Sections after the throughput comparison report a failure and let the run go on, so a
@@ -371,6 +390,7 @@ async function main(): Promise<void> {
       ratio_ceiling: trib.eps / ceiling.eps,
       ratio_naive: trib.eps / naive.eps,
       floor: { eps: floor.eps, ratio_ceiling: floor.eps / ceiling.eps, ratio: trib.eps / floor.eps },
+      custom_features: { count: BENCH_CUSTOM_FEATURES.length, eps: custom.eps, ratio: custom.eps / trib.eps, cpuUsPerEvent: custom.cpuUsPerEvent },
       naive_relaxed: naiveRelaxed ? { events: naiveRelaxed.events, eps: naiveRelaxed.eps, pragmas: naiveRelaxed.pragmas as string, ratio: trib.eps / naiveRelaxed.eps } : null,
       naive_sqlite_defaults: naiveDefaults
         ? { events: naiveDefaults.events, eps: naiveDefaults.eps, pragmas: naiveDefaults.pragmas as string, ratio: trib.eps / naiveDefaults.eps }
