@@ -5,7 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
-import { loadConfig, maskSecrets, type Config, type ConfigOverrides } from "./config.js";
+import { configAsWritten, loadConfig, maskSecrets, type Config, type ConfigOverrides } from "./config.js";
 import { createTopology, type PipelineStats, type SourceSpec, type Topology } from "./topology.js";
 import { parseListen, type HttpListen } from "./http.js";
 import { createProgress } from "./progress.js";
@@ -39,7 +39,12 @@ function configFrom(flags: CommonFlags): Config {
   if (flags.dataDir !== undefined) overrides.dataDir = flags.dataDir;
   // NATS_URL is the conventional variable; TRIBUTARY_NATS_URL and --nats override it.
   if (flags.nats === undefined && process.env.TRIBUTARY_NATS_URL) (overrides.nats as ConfigOverrides).url = process.env.TRIBUTARY_NATS_URL;
-  return loadConfig({ file: flags.config, overrides });
+  return loadConfig({ file: flags.config, overrides, onWarning: warn });
+}
+
+/** A warning a user should see once, on its own line, whatever the log level. */
+function warn(message: string): void {
+  process.stderr.write(`tributary: warning: ${message}\n`);
 }
 
 function logger(flags: CommonFlags, config?: Config): Logger {
@@ -333,8 +338,8 @@ function build(): Command {
     .description("validate a config file and print the effective configuration (secrets masked), or the errors with exit code 2")
     .argument("<file>", "YAML or JSON config file")
     .action((file: string) => {
-      const config = loadConfig({ file });
-      process.stdout.write(JSON.stringify(maskSecrets(config), null, 2) + "\n");
+      const config = loadConfig({ file, onWarning: warn });
+      process.stdout.write(JSON.stringify(maskSecrets(configAsWritten(config)), null, 2) + "\n");
     });
 
   return program;
@@ -373,7 +378,9 @@ export async function main(argv: string[]): Promise<number> {
     const e = err as Error;
     const kind = ERROR_KINDS.find(([cls]) => e instanceof cls);
     const [, code, prefix] = kind ?? [Error, 1, "error"];
-    process.stderr.write(`tributary: ${prefix}: ${e.message}${cliAdvice(e)}\n`);
+    // Every config problem on a line of its own, each with the prefix.
+    const lines = e instanceof ConfigError ? e.problems : [e.message];
+    for (const [i, line] of lines.entries()) process.stderr.write(`tributary: ${prefix}: ${line}${i === lines.length - 1 ? cliAdvice(e) : ""}\n`);
     if (!kind && process.env.TRIBUTARY_DEBUG) process.stderr.write(`${e.stack}\n`);
     return code;
   }

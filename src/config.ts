@@ -11,21 +11,58 @@ import { DECODE_DEFAULTS } from "./operators/decode.js";
 import { VALIDATE_DEFAULTS } from "./operators/validate.js";
 import { AGGREGATES, checkCustomFeatures } from "./model/features.js";
 
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+/** Each duration unit with its spellings, smallest first: `500ms`, `30 seconds`, `1.5h`, `7 days`, `2w`. */
+const DURATION_UNITS: readonly (readonly [ms: number, names: readonly string[]])[] = [
+  [1, ["ms", "msec", "msecs", "millisecond", "milliseconds"]],
+  [1_000, ["s", "sec", "secs", "second", "seconds"]],
+  [60_000, ["m", "min", "mins", "minute", "minutes"]],
+  [3_600_000, ["h", "hr", "hrs", "hour", "hours"]],
+  [86_400_000, ["d", "day", "days"]],
+  [604_800_000, ["w", "wk", "wks", "week", "weeks"]],
+];
+const UNIT_MS = new Map(DURATION_UNITS.flatMap(([ms, names]) => names.map((n) => [n, ms] as const)));
+const DURATION = /^(\d+(?:\.\d+)?)\s*([A-Za-z]+)$/;
+const DURATION_EXAMPLES = `"7d", "24h", "30 seconds" or "500ms"`;
 
-/** A duration: a number of milliseconds, or a string such as `500ms`, `30s`, `15m`, `24h`, `7d`. */
-const duration = z.union([
-  z.number().int().nonnegative(),
-  z.string().transform((s, ctx) => {
-    const m = DURATION.exec(s.trim());
-    if (!m) {
-      ctx.addIssue({ code: "custom", message: `expected a duration such as "7d", "24h" or "500ms", got "${s}"` });
-      return z.NEVER;
-    }
-    return Math.round(Number(m[1]) * UNIT_MS[m[2]!]!);
-  }),
-]);
+/**
+ * Milliseconds in a duration such as `7d`, `7 days`, `1.5h`, `30 seconds`, `2w` or `500ms` (units
+ * ms, s, m, h, d and w, spelt short or long, with or without a space), or why it is not one.
+ *
+ * @example
+ * parseDuration("7 days"); // 604800000
+ * parseDuration("7 fortnights"); // { error: 'unknown unit "fortnights" in "7 fortnights": …' }
+ */
+export function parseDuration(text: string): number | { error: string } {
+  const s = text.trim();
+  const m = DURATION.exec(s);
+  if (m) {
+    const ms = UNIT_MS.get(m[2]!.toLowerCase());
+    if (ms !== undefined) return Math.round(Number(m[1]) * ms);
+    return { error: `unknown unit "${m[2]}" in "${s}": use ms, s, m, h, d or w (or seconds, minutes, hours, days, weeks)` };
+  }
+  if (/^\d+(\.\d+)?$/.test(s)) return { error: `"${s}" has no unit: write "${s}s", "${s}m", "${s}d"…, or a number of milliseconds` };
+  if (/^-/.test(s)) return { error: `a duration cannot be negative, got "${s}"` };
+  return { error: `expected a duration such as ${DURATION_EXAMPLES}, got "${s}"` };
+}
+
+/** A duration in milliseconds in its largest whole unit: 604800000 → `7d`, 30000 → `30s`. */
+export function formatDuration(ms: number): string {
+  for (const [unit, name] of [[86_400_000, "d"], [3_600_000, "h"], [60_000, "m"], [1_000, "s"]] as const) {
+    if (ms !== 0 && ms % unit === 0) return `${ms / unit}${name}`;
+  }
+  return `${ms}ms`;
+}
+
+/** The string form of a duration; {@link configAsWritten} finds durations in the schema by it. */
+const durationText = z.string().transform((s, ctx) => {
+  const ms = parseDuration(s);
+  if (typeof ms === "number") return ms;
+  ctx.addIssue({ code: "custom", message: ms.error });
+  return z.NEVER;
+});
+
+/** A duration: a number of milliseconds, or a string such as `500ms`, `30s`, `15m`, `24h`, `7d`, `7 days`. */
+const duration = z.union([z.number().int().nonnegative(), durationText]);
 
 const currencyCode = z
   .string()
@@ -227,21 +264,166 @@ export const configSchema = z
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 
-/** Validates a plain object as configuration, applying defaults. Throws {@link ConfigError}. */
+/**
+ * Validates a plain object as configuration, applying defaults. Throws one {@link ConfigError}
+ * listing every problem (`problems`, and the message one per line), each naming its key path.
+ */
 export function parseConfig(input: unknown): Config {
-  const result = configSchema.safeParse(input ?? {});
+  return parseWithSources(input ?? {}, () => undefined);
+}
+
+/** The environment variable a key's value came from, if it did. */
+type SourceOf = (path: readonly PropertyKey[]) => string | undefined;
+
+/** Parsed config → the input it was parsed from, for {@link configAsWritten}. */
+const writtenInput = new WeakMap<object, unknown>();
+
+function parseWithSources(input: unknown, sourceOf: SourceOf): Config {
+  const result = configSchema.safeParse(input);
   if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const path = issue.path.length ? issue.path.join(".") : "(root)";
-    let message = issue.message;
-    if (issue.code === "unrecognized_keys") {
-      const keys = issue.keys.map((k) => (issue.path.length ? `${path}.${k}` : k));
-      throw new ConfigError(`unknown key ${keys.join(", ")}`);
-    }
-    message = message.replace(/^Invalid input: /, "");
-    throw new ConfigError(`${path}: ${message}`);
+    const problems = [...new Set(result.error.issues.flatMap((issue) => describeIssue(issue, input, sourceOf)))];
+    throw new ConfigError(problems.join("\n"), { problems });
   }
+  writtenInput.set(result.data, input);
   return result.data;
+}
+
+const dotted = (path: readonly PropertyKey[]) => path.map(String).join(".");
+
+/** One line per problem: `path: what is wrong`, with a "did you mean" for an unknown key. */
+function describeIssue(issue: z.core.$ZodIssue, input: unknown, sourceOf: SourceOf): string[] {
+  const path = issue.path;
+  if (issue.code === "unrecognized_keys") {
+    const valid = keysAt(path);
+    return issue.keys.map((key) => {
+      const hint = closestName(key, valid);
+      return `unknown key ${dotted([...path, key])}${hint === undefined ? "" : ` (did you mean ${dotted([...path, hint])}?)`}`;
+    });
+  }
+  const value = valueAt(input, path);
+  let message = issue.message.replace(/^Invalid input: /, "");
+  if (value === undefined && (issue.code === "invalid_type" || issue.code === "invalid_union")) message = "required";
+  else if (issue.code === "invalid_type") message = `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describeValue(value, path)}`;
+  else if (issue.code === "invalid_union" && isDuration(schemaAt(path))) {
+    // A string that is not a duration: its own reason, from the string branch of the union.
+    const own = issue.errors.flat().find((e) => e.code === "custom");
+    message = own?.message ?? `expected a duration such as ${DURATION_EXAMPLES}, or a number of milliseconds, got ${describeValue(value, path)}`;
+  }
+  const label = path.length ? dotted(path) : "(root)";
+  const variable = sourceOf(path);
+  return [`${variable === undefined ? label : `${variable} (${label})`}: ${message}`];
+}
+
+const EXPECTED: Record<string, string> = { number: "a number", int: "a whole number", string: "a string", boolean: "true or false", object: "a mapping of keys", array: "a list", record: "a mapping of keys" };
+
+function describeValue(v: unknown, path: readonly PropertyKey[]): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  if (typeof v === "string") {
+    const key = String(path.at(-1) ?? "");
+    if (SECRET_KEY.test(key) && !FILE_KEY.test(key)) return "a string";
+    return JSON.stringify(v.length > 60 ? `${v.slice(0, 60)}…` : v);
+  }
+  return String(v);
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let node = input;
+  for (const k of path) {
+    if (typeof node !== "object" || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[k];
+  }
+  return node;
+}
+
+type AnySchema = z.core.$ZodType;
+const WRAPPERS = new Set(["default", "prefault", "optional", "nullable", "readonly", "catch", "nonoptional"]);
+
+/** The schema under its defaults and optionals (a refined schema keeps its own type). */
+function unwrap(schema: AnySchema | undefined): AnySchema | undefined {
+  let s = schema;
+  while (s && WRAPPERS.has(s._zod.def.type)) s = (s._zod.def as unknown as { innerType: AnySchema }).innerType;
+  return s;
+}
+
+/** The schema of the value at a key path, or undefined where the path leaves the schema. */
+function schemaAt(path: readonly PropertyKey[]): AnySchema | undefined {
+  let s: AnySchema | undefined = configSchema;
+  for (const k of path) {
+    s = unwrap(s);
+    if (!s) return undefined;
+    const def = s._zod.def as unknown as { type: string; shape?: Record<string, AnySchema>; element?: AnySchema; valueType?: AnySchema };
+    if (def.type === "object") s = def.shape![String(k)];
+    else if (def.type === "array") s = def.element;
+    else if (def.type === "record") s = def.valueType;
+    else return undefined;
+  }
+  return unwrap(s);
+}
+
+/** The keys valid in the mapping at a key path. */
+function keysAt(path: readonly PropertyKey[]): string[] {
+  const s = schemaAt(path);
+  return s?._zod.def.type === "object" ? Object.keys((s._zod.def as unknown as { shape: Record<string, unknown> }).shape) : [];
+}
+
+function isDuration(schema: AnySchema | undefined): boolean {
+  const s = unwrap(schema);
+  return s?._zod.def.type === "union" && (s._zod.def as unknown as { options: unknown[] }).options.includes(durationText);
+}
+
+/**
+ * The candidate nearest to a mistyped name, if near enough to be what was meant: compared without
+ * case, `_` and `-`, by edit distance with transpositions (so `windw`, `caFlie`, `max_records`).
+ */
+function closestName(name: string, candidates: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, "");
+  const n = norm(name);
+  const limit = n.length <= 4 ? 1 : n.length <= 8 ? 2 : 3;
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const c of candidates) {
+    const d = editDistance(n, norm(c));
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i]![j] = Math.min(d[i]![j]!, d[i - 2]![j - 2]! + 1);
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * The config as a person wrote it, for `config check`: each duration as written (`7d`, `30
+ * seconds`), a default one in its largest whole unit; everything else as parsed. The parsed
+ * {@link Config} itself keeps milliseconds.
+ */
+export function configAsWritten(config: Config): Record<string, unknown> {
+  const walk = (schema: AnySchema | undefined, parsed: unknown, written: unknown): unknown => {
+    const s = unwrap(schema);
+    if (!s) return parsed;
+    if (isDuration(s) && typeof parsed === "number") {
+      if (typeof written === "string") return written.trim();
+      return typeof written === "number" ? written : formatDuration(parsed);
+    }
+    const def = s._zod.def as unknown as { type: string; shape?: Record<string, AnySchema>; element?: AnySchema };
+    if (def.type === "object" && isPlainObject(parsed)) {
+      return Object.fromEntries(Object.entries(parsed as Record<string, unknown>).map(([k, v]) => [k, walk(def.shape![k], v, valueAt(written, [k]))]));
+    }
+    if (def.type === "array" && Array.isArray(parsed)) return parsed.map((v, i) => walk(def.element, v, valueAt(written, [i])));
+    return parsed;
+  };
+  return walk(configSchema, config, writtenInput.get(config)) as Record<string, unknown>;
 }
 
 /** Reads a YAML or JSON config file (JSON is YAML), interpolating `${VAR}` from the environment. */
@@ -260,12 +442,13 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
   }
   // Interpolate after parsing, in string values only: comments are left alone, and a secret's
   // characters cannot change the document's structure.
+  const missing: string[] = [];
   const interpolate = (v: unknown, path: string): unknown => {
     if (typeof v === "string") {
       return v.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
         const value = env[name];
-        if (value === undefined) throw new ConfigError(`${file}: ${path}: environment variable ${name} is not set`);
-        return value;
+        if (value === undefined) missing.push(`${file}: ${path}: environment variable ${name} is not set`);
+        return value ?? "";
       });
     }
     if (Array.isArray(v)) return v.map((x, i) => interpolate(x, `${path}[${i}]`));
@@ -274,7 +457,9 @@ export function readConfigFile(file: string, env: NodeJS.ProcessEnv = process.en
     }
     return v;
   };
-  return interpolate(parsed, "");
+  const result = interpolate(parsed, "");
+  if (missing.length) throw new ConfigError(missing.join("\n"), { problems: missing });
+  return result;
 }
 
 /** A deep partial view of the config, as overrides from flags or the environment. */
@@ -301,14 +486,45 @@ function isPlainObject(v: unknown): boolean {
  * explicit overrides (command-line flags).
  */
 export function loadConfig(
-  options: { file?: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    file?: string;
+    overrides?: ConfigOverrides;
+    env?: NodeJS.ProcessEnv;
+    /** Called once per `TRIBUTARY_*` variable that is neither a config key nor read elsewhere. */
+    onWarning?: (message: string) => void;
+  } = {},
 ): Config {
   const env = options.env ?? process.env;
   let raw: ConfigOverrides = options.file ? (readConfigFile(options.file, env) as ConfigOverrides) : {};
   if (!isPlainObject(raw)) throw new ConfigError(`${options.file}: the config must be a mapping of keys`);
+  for (const warning of unknownEnvVariables(env)) options.onWarning?.(warning);
+  const fromEnv = envEntries(env);
   raw = mergeConfig(raw, envOverrides(env));
-  raw = mergeConfig(raw, options.overrides ?? {});
-  return parseConfig(raw);
+  const overrides = options.overrides ?? {};
+  raw = mergeConfig(raw, overrides);
+  // A bad value names the variable it came from, unless a flag replaced it.
+  const sourceOf: SourceOf = (path) =>
+    fromEnv.find((e) => e.path.every((k, i) => String(path[i]) === k) && valueAt(overrides, e.path) === undefined)?.name;
+  return parseWithSources(raw, sourceOf);
+}
+
+/** `TRIBUTARY_*` variables tributary reads that are not config keys (logging, debugging, the crash tests). */
+const OTHER_VARIABLES = ["TRIBUTARY_LOG_FORMAT", "TRIBUTARY_DEBUG", "TRIBUTARY_CRASH_POINT", "TRIBUTARY_CRASH_AFTER_BATCHES", "TRIBUTARY_FAULT_COMMIT_DELAY_MS", "TRIBUTARY_TEST_LOG_LEVEL"];
+
+/**
+ * One warning per `TRIBUTARY_*` variable that tributary does not read, with the nearest one it
+ * does: a misspelt override would otherwise be ignored without a word.
+ */
+export function unknownEnvVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = new Set([...configKeyPaths().map(envName), ...OTHER_VARIABLES]);
+  const names = [...known].map((n) => n.slice("TRIBUTARY_".length));
+  return Object.keys(env)
+    .filter((n) => n.startsWith("TRIBUTARY_") && !known.has(n))
+    .sort()
+    .map((n) => {
+      const hint = closestName(n.slice("TRIBUTARY_".length), names);
+      return `unknown environment variable ${n}, ignored${hint === undefined ? "" : ` (did you mean TRIBUTARY_${hint}?)`}`;
+    });
 }
 
 /** `nats.ackWait` → `TRIBUTARY_NATS_ACK_WAIT`. */
@@ -339,8 +555,19 @@ export function configKeyPaths(): string[][] {
  * milliseconds); lists and maps are JSON (`TRIBUTARY_CURRENCY_RATES='{"USD":1,"EUR":1.1}'`).
  */
 export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
-  const defaults = parseConfig({}) as unknown as Record<string, unknown>;
   let out: ConfigOverrides = {};
+  for (const { path, value } of envEntries(env)) {
+    let node: ConfigOverrides = { [path.at(-1)!]: value };
+    for (let i = path.length - 2; i >= 0; i--) node = { [path[i]!]: node };
+    out = mergeConfig(out, node);
+  }
+  return out;
+}
+
+/** Each `TRIBUTARY_*` variable set for a config key: its name, key path and value. */
+function envEntries(env: NodeJS.ProcessEnv): { name: string; path: string[]; value: unknown }[] {
+  const defaults = parseConfig({}) as unknown as Record<string, unknown>;
+  const entries: { name: string; path: string[]; value: unknown }[] = [];
   for (const path of configKeyPaths()) {
     const name = envName(path);
     const raw = env[name];
@@ -352,14 +579,12 @@ export function envOverrides(env: NodeJS.ProcessEnv): ConfigOverrides {
       try {
         value = JSON.parse(raw);
       } catch {
-        throw new ConfigError(`${name}: expected JSON for ${path.join(".")}`);
+        throw new ConfigError(`${name} (${path.join(".")}): expected JSON, such as ${Array.isArray(fallback) ? `["a","b"]` : `{"USD":1,"EUR":1.1}`}`);
       }
     }
-    let node: ConfigOverrides = { [path.at(-1)!]: value };
-    for (let i = path.length - 2; i >= 0; i--) node = { [path[i]!]: node };
-    out = mergeConfig(out, node);
+    entries.push({ name, path, value });
   }
-  return out;
+  return entries;
 }
 
 const SECRET_KEY = /pass|token|secret|key|creds/i;
@@ -367,7 +592,7 @@ const SECRET_KEY = /pass|token|secret|key|creds/i;
 const FILE_KEY = /File$/;
 
 /** The config with secrets masked: credential keys, and `user:pass@` in URLs. */
-export function maskSecrets(config: Config): Config {
+export function maskSecrets<T extends object = Config>(config: T): T {
   const mask = (v: unknown, key: string): unknown => {
     if (typeof v === "string") {
       if (SECRET_KEY.test(key) && !FILE_KEY.test(key) && v !== "") return "***";
@@ -377,5 +602,5 @@ export function maskSecrets(config: Config): Config {
     if (Array.isArray(v)) return v.map((x) => mask(x, key));
     return v;
   };
-  return mask(config, "") as Config;
+  return mask(config, "") as T;
 }

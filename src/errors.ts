@@ -3,9 +3,17 @@
  * Bad data is never an exception: it is a quarantine value (see `operators/validate.ts`).
  */
 
-/** A configuration key is unknown or its value is wrong. The CLI exits with code 2. */
+/**
+ * A configuration key is unknown or its value is wrong. `problems` lists each one (`path: what is
+ * wrong`), and the message holds them one per line. The CLI exits with code 2.
+ */
 export class ConfigError extends Error {
   override name = "ConfigError";
+  readonly problems: readonly string[];
+  constructor(message: string, options?: ErrorOptions & { problems?: readonly string[] }) {
+    super(message, options);
+    this.problems = options?.problems ?? [message];
+  }
 }
 
 /** A data directory cannot be opened, was written by a newer version, or is not tributary's. */

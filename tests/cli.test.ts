@@ -149,3 +149,55 @@ describe("the tributary bin", () => {
     expect(execFileSync(bin, ["--version"], { encoding: "utf8" }).trim()).toBe(pkg.version);
   });
 });
+
+describe("config errors and config check, as a user meets them", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), "tributary-cli-config-"));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const f = join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+
+  it("prints every problem at once, one prefixed line each, with a did-you-mean, and exits 2", async () => {
+    const r = await runCli(["config", "check", file("many.yaml", "dedupe:\n  windw: 7d\nbatch:\n  maxRecords: many\n  maxWait: 7 fortnights\n")]);
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(line).toMatch(/^tributary: config error: /);
+    expect(lines).toContain("tributary: config error: unknown key dedupe.windw (did you mean dedupe.window?)");
+    expect(lines).toContain('tributary: config error: batch.maxRecords: expected a number, got "many"');
+    expect(lines.some((l) => l.startsWith('tributary: config error: batch.maxWait: unknown unit "fortnights"'))).toBe(true);
+    expect(r.stdout).toBe("");
+  });
+
+  it("prints durations as written, and the defaults in their largest unit", async () => {
+    const r = await runCli(["config", "check", file("durations.yaml", "dedupe:\n  window: 7d\nbatch:\n  maxWait: 250\nnats:\n  ackWait: 30 seconds\n")], { TRIBUTARY_STORAGE_BUSY_TIMEOUT: "2 minutes" });
+    expect(r.code, r.stderr).toBe(0);
+    const shown = JSON.parse(r.stdout);
+    expect(shown.dedupe.window).toBe("7d");
+    expect(shown.batch.maxWait).toBe(250);
+    expect(shown.nats).toMatchObject({ ackWait: "30 seconds", stallTimeout: "15s" });
+    expect(shown.storage.busyTimeout).toBe("2 minutes");
+    expect(r.stdout).not.toContain("604800000");
+  });
+
+  it("warns once about an unknown TRIBUTARY_* variable and goes on", async () => {
+    const r = await runCli(["config", "check", file("empty.yaml", "{}\n")], { TRIBUTARY_NATS_URLL: "nats://elsewhere:4222" });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr.trim().split("\n")).toEqual(["tributary: warning: unknown environment variable TRIBUTARY_NATS_URLL, ignored (did you mean TRIBUTARY_NATS_URL?)"]);
+    expect(JSON.parse(r.stdout).nats.url).toBe("nats://127.0.0.1:4222");
+    const status = await runCli(["status", "--data-dir", join(dir, "none")], { TRIBUTARY_DEDUP_WINDOW: "3d" });
+    expect(status.stderr.match(/unknown environment variable/g)).toHaveLength(1);
+    expect(status.stderr).toContain("TRIBUTARY_DEDUP_WINDOW, ignored (did you mean TRIBUTARY_DEDUPE_WINDOW?)");
+  });
+
+  it("names the environment variable a bad value came from", async () => {
+    const r = await runCli(["config", "check", file("empty2.yaml", "{}\n")], { TRIBUTARY_BATCH_MAX_RECORDS: "abc" });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe('tributary: config error: TRIBUTARY_BATCH_MAX_RECORDS (batch.maxRecords): expected a number, got "abc"');
+  });
+});

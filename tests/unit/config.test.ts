@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_RATES, envOverrides, loadConfig, maskSecrets, mergeConfig, parseConfig, readConfigFile } from "../../src/config.js";
+import { fileURLToPath } from "node:url";
+import { configAsWritten, DEFAULT_RATES, envOverrides, formatDuration, loadConfig, maskSecrets, mergeConfig, parseConfig, parseDuration, readConfigFile, unknownEnvVariables } from "../../src/config.js";
 import { ConfigError } from "../../src/errors.js";
 
 function configError(fn: () => unknown): ConfigError {
@@ -73,6 +74,16 @@ describe("parseConfig: durations", () => {
     ["500ms", 500],
     ["1.5s", 1_500],
     [" 2 h ", 7_200_000],
+    ["7 days", 604_800_000],
+    ["1 day", 86_400_000],
+    ["1w", 604_800_000],
+    ["2 weeks", 1_209_600_000],
+    ["30 seconds", 30_000],
+    ["30sec", 30_000],
+    ["1.5h", 5_400_000],
+    ["90 min", 5_400_000],
+    ["1 hour", 3_600_000],
+    ["10 Minutes", 600_000],
     [250, 250],
     [0, 0],
   ])("reads %j as %d ms", (value, ms) => {
@@ -80,7 +91,7 @@ describe("parseConfig: durations", () => {
     expect(parseConfig({ batch: { maxWait: value } }).batch.maxWait).toBe(ms);
   });
 
-  it.each([["7 days"], ["7"], ["-5s"], ["1w"], ["ms"], [-1], [1.5]])("rejects %j naming the key path", (value) => {
+  it.each([["7 fortnights"], ["7"], ["-5s"], ["ms"], ["soon"], [-1], [1.5], [true]])("rejects %j naming the key path", (value) => {
     expect(configError(() => parseConfig({ dedupe: { window: value } })).message).toMatch(/^dedupe\.window: /);
   });
 
@@ -324,7 +335,7 @@ describe("nats auth keys", () => {
   });
 
   it.each([
-    [{ nats: { tls: { caFlie: "ca.pem" } } }, /^unknown key nats\.tls\.caFlie$/],
+    [{ nats: { tls: { caFlie: "ca.pem" } } }, /^unknown key nats\.tls\.caFlie \(did you mean nats\.tls\.caFile\?\)$/],
     [{ nats: { tls: { caFile: "" } } }, /^nats\.tls\.caFile: /],
     [{ nats: { nkeySeedFile: 7 } }, /^nats\.nkeySeedFile: /],
     [{ nats: { token: "t", credsFile: "a.creds" } }, /^nats\.credsFile: cannot be combined with nats\.token/],
@@ -352,5 +363,144 @@ describe("nats auth keys", () => {
     expect(masked).toMatchObject({ user: "u", pass: "***", tls: { caFile: "ca.pem", certFile: "c.pem", keyFile: "c.key" } });
     expect(maskSecrets(parseConfig({ nats: { token: "secret-token" } })).nats.token).toBe("***");
     expect(maskSecrets(parseConfig({ nats: { credsFile: "app.creds" } })).nats.credsFile).toBe("app.creds");
+  });
+});
+
+describe("config errors: every problem at once", () => {
+  it("lists each problem on its own line, each naming its key path", () => {
+    const err = configError(() => parseConfig({ dedupe: { windw: "7d" }, batch: { maxRecords: "many" }, nats: { stream: "has spaces" } }));
+    expect(err.problems).toHaveLength(3);
+    expect(err.message.split("\n")).toEqual(err.problems);
+    expect(err.problems).toContain('batch.maxRecords: expected a number, got "many"');
+    expect(err.problems).toContain("unknown key dedupe.windw (did you mean dedupe.window?)");
+    expect(err.problems.some((p) => p.startsWith("nats.stream: "))).toBe(true);
+  });
+
+  it("keeps a single problem a single line", () => {
+    const err = configError(() => parseConfig({ batch: { maxWait: "soon" } }));
+    expect(err.problems).toEqual([err.message]);
+    expect(err.message).toBe('batch.maxWait: expected a duration such as "7d", "24h", "30 seconds" or "500ms", got "soon"');
+  });
+
+  it("lists every missing ${VAR} of a file at once", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tributary-config-vars-"));
+    try {
+      const file = join(dir, "vars.yaml");
+      writeFileSync(file, "dataDir: ${NOT_SET_ONE}\nnats:\n  url: ${NOT_SET_TWO}\n");
+      const err = configError(() => readConfigFile(file, {}));
+      expect(err.problems).toHaveLength(2);
+      expect(err.message).toContain("NOT_SET_ONE");
+      expect(err.message).toContain("NOT_SET_TWO");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("config errors: did you mean", () => {
+  it.each([
+    [{ dedupe: { windw: "7d" } }, "unknown key dedupe.windw (did you mean dedupe.window?)"],
+    [{ datadir: "/tmp" }, "unknown key datadir (did you mean dataDir?)"],
+    [{ batch: { max_records: 10 } }, "unknown key batch.max_records (did you mean batch.maxRecords?)"],
+    [{ nats: { urll: "nats://x" } }, "unknown key nats.urll (did you mean nats.url?)"],
+    [{ currency: { bse: "USD" } }, "unknown key currency.bse (did you mean currency.base?)"],
+    [{ storage: { sync: "full" } }, "unknown key storage.sync"],
+    [{ dataDirectory: "/tmp" }, "unknown key dataDirectory"],
+  ])("%j → %s", (input, message) => {
+    expect(configError(() => parseConfig(input)).message).toBe(message);
+  });
+
+  it("suggests only keys valid at that path", () => {
+    // `url` is a key of nats, not of batch.
+    expect(configError(() => parseConfig({ batch: { url: "x" } })).message).toBe("unknown key batch.url");
+  });
+});
+
+describe("config errors: durations", () => {
+  it("names what is wrong with a duration", () => {
+    expect(configError(() => parseConfig({ dedupe: { window: "7 fortnights" } })).message).toBe(
+      'dedupe.window: unknown unit "fortnights" in "7 fortnights": use ms, s, m, h, d or w (or seconds, minutes, hours, days, weeks)',
+    );
+    expect(configError(() => parseConfig({ dedupe: { window: "7" } })).message).toMatch(/^dedupe\.window: "7" has no unit/);
+    expect(configError(() => parseConfig({ dedupe: { window: "-5s" } })).message).toMatch(/^dedupe\.window: a duration cannot be negative/);
+    expect(configError(() => parseConfig({ dedupe: { window: true } })).message).toMatch(/^dedupe\.window: expected a duration such as .*, or a number of milliseconds, got true$/);
+  });
+
+  it("parses and formats durations", () => {
+    expect(parseDuration("2 weeks")).toBe(14 * 86_400_000);
+    expect(parseDuration("3 fortnights")).toHaveProperty("error");
+    expect([604_800_000, 86_400_000, 7_200_000, 900_000, 30_000, 1_500, 20, 0].map(formatDuration)).toEqual(["7d", "1d", "2h", "15m", "30s", "1500ms", "20ms", "0ms"]);
+  });
+});
+
+describe("config errors: environment variables", () => {
+  it("names the variable a bad value came from", () => {
+    expect(configError(() => loadConfig({ env: { TRIBUTARY_BATCH_MAX_RECORDS: "abc" } })).message).toBe(
+      'TRIBUTARY_BATCH_MAX_RECORDS (batch.maxRecords): expected a number, got "abc"',
+    );
+    expect(configError(() => loadConfig({ env: { TRIBUTARY_DEDUPE_WINDOW: "7 fortnights" } })).message).toMatch(/^TRIBUTARY_DEDUPE_WINDOW \(dedupe\.window\): unknown unit/);
+    expect(configError(() => loadConfig({ env: { TRIBUTARY_CURRENCY_RATES: '{"USD":1,"EUR":-2}' } })).message).toMatch(/^TRIBUTARY_CURRENCY_RATES \(currency\.rates\.EUR\): /);
+    expect(configError(() => loadConfig({ env: { TRIBUTARY_CURRENCY_RATES: "EUR=1.1" } })).message).toMatch(/^TRIBUTARY_CURRENCY_RATES \(currency\.rates\): expected JSON/);
+  });
+
+  it("does not blame a variable for a value a flag replaced, nor the file's values", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tributary-config-env-"));
+    try {
+      const file = join(dir, "c.yaml");
+      writeFileSync(file, "batch:\n  maxWait: soon\n");
+      const message = configError(() => loadConfig({ file, env: { TRIBUTARY_DEDUPE_MAX_ENTRIES: "5" } })).message;
+      expect(message).toMatch(/^batch\.maxWait: /);
+      expect(configError(() => loadConfig({ env: { TRIBUTARY_DATA_DIR: "/x" }, overrides: { dataDir: 7 } })).message).toMatch(/^dataDir: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("warns once per unknown TRIBUTARY_* variable, with the nearest known one", () => {
+    const env = { TRIBUTARY_NATS_URLL: "nats://x", TRIBUTARY_BACH_MAX_RECORDS: "5", TRIBUTARY_WHATEVER: "1", TRIBUTARY_NATS_URL: "nats://y", TRIBUTARY_LOG_FORMAT: "json", HOME: "/root" };
+    expect(unknownEnvVariables(env)).toEqual([
+      "unknown environment variable TRIBUTARY_BACH_MAX_RECORDS, ignored (did you mean TRIBUTARY_BATCH_MAX_RECORDS?)",
+      "unknown environment variable TRIBUTARY_NATS_URLL, ignored (did you mean TRIBUTARY_NATS_URL?)",
+      "unknown environment variable TRIBUTARY_WHATEVER, ignored",
+    ]);
+    const warnings: string[] = [];
+    loadConfig({ env, onWarning: (w) => warnings.push(w) });
+    expect(warnings).toEqual(unknownEnvVariables(env));
+  });
+
+  it("knows every TRIBUTARY_* variable the code, tests, bench, scripts and deploy files read", () => {
+    const root = fileURLToPath(new URL("../..", import.meta.url));
+    const names = new Set<string>();
+    for (const top of ["src", "tests", "bench", "scripts", "deploy", "examples"]) {
+      for (const f of readdirSync(join(root, top), { recursive: true, encoding: "utf8" })) {
+        const path = join(root, top, f);
+        if (!statSync(path).isFile() || /results|fixtures/.test(f)) continue;
+        for (const m of readFileSync(path, "utf8").matchAll(/\bTRIBUTARY_[A-Z0-9_]*[A-Z0-9]\b/g)) names.add(m[0]);
+      }
+    }
+    // Fixtures of these very tests, named to be unknown.
+    for (const made of ["TRIBUTARY_UNKNOWN", "TRIBUTARY_NATS_URLL", "TRIBUTARY_BACH_MAX_RECORDS", "TRIBUTARY_WHATEVER"]) names.delete(made);
+    expect(names.size).toBeGreaterThan(10);
+    expect(unknownEnvVariables(Object.fromEntries([...names].map((n) => [n, "x"])))).toEqual([]);
+  });
+});
+
+describe("configAsWritten: durations as written", () => {
+  it("keeps each duration as written and shows a default one in its largest unit, while the config holds milliseconds", () => {
+    const c = parseConfig({ dedupe: { window: "7d" }, batch: { maxWait: 250 }, nats: { ackWait: " 30 seconds " } });
+    expect(c.dedupe.window).toBe(604_800_000);
+    expect(c.nats.ackWait).toBe(30_000);
+    const shown = configAsWritten(c) as { dedupe: Record<string, unknown>; batch: Record<string, unknown>; nats: Record<string, unknown>; storage: Record<string, unknown> };
+    expect(shown.dedupe).toEqual({ window: "7d", maxEntries: 200_000 });
+    expect(shown.batch).toEqual({ maxRecords: 2_000, maxWait: 250 });
+    expect(shown.nats).toMatchObject({ ackWait: "30 seconds", stallTimeout: "15s", url: "nats://127.0.0.1:4222" });
+    expect(shown.storage).toMatchObject({ busyTimeout: "10s" });
+    expect(configAsWritten(parseConfig({})).dedupe).toEqual({ window: "7d", maxEntries: 200_000 });
+  });
+
+  it("shows a duration from the environment as the variable wrote it", () => {
+    const shown = configAsWritten(loadConfig({ env: { TRIBUTARY_DEDUPE_WINDOW: "3 days", TRIBUTARY_BATCH_MAX_WAIT: "50" } })) as { dedupe: { window: unknown }; batch: { maxWait: unknown } };
+    expect(shown.dedupe.window).toBe("3 days");
+    expect(shown.batch.maxWait).toBe(50);
   });
 });
