@@ -9,7 +9,7 @@ import { configAsWritten, loadConfig, maskSecrets, type Config, type ConfigOverr
 import { createTopology, type PipelineStats, type SourceSpec, type Topology } from "./topology.js";
 import { parseListen, type HttpListen } from "./http.js";
 import { createProgress } from "./progress.js";
-import { FeatureReader, formatFeatures } from "./features.js";
+import { FeatureReader, formatFeatures, type FeatureRow } from "./features.js";
 import { readStatus } from "./status.js";
 import { parseDay, parseTimestamp } from "./timestamps.js";
 import { BUILTIN_FEATURES, customFeaturesOf, describeCustom, type FeatureDescription } from "./model/features.js";
@@ -56,15 +56,10 @@ function pad(rows: (string | number)[][]): string {
   return rows.map((r) => r.map((v, i) => (i === 0 ? String(v).padEnd(widths[i]!) : String(v).padStart(widths[i]!))).join("  ")).join("\n");
 }
 
-/** `features --describe`: one row per feature. */
+/** `features --describe`: one row per feature, in the same formats as the features themselves. */
 function formatDescriptions(features: readonly FeatureDescription[], format: "table" | "csv" | "json"): string {
   if (format === "json") return JSON.stringify(features, null, 2) + "\n";
-  const keys = ["name", "type", "unit", "description", "definition"] as const;
-  const rows = features.map((f) => keys.map((k) => f[k] ?? ""));
-  if (format === "csv") return [keys.join(","), ...rows.map((r) => r.map((v) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v)).join(","))].join("\n") + "\n";
-  const widths = keys.map((k, i) => Math.max(k.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: readonly string[]) => r.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(keys), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n") + "\n";
+  return formatFeatures(features as unknown as FeatureRow[], format, ["name", "type", "unit", "description", "definition"]);
 }
 
 /** The end-of-run summary: records per layer, duplicates, quarantine by reason, time and rate. */
@@ -364,6 +359,7 @@ const ERROR_KINDS: readonly [new (...args: never[]) => Error, number, string][] 
 /** What to do next, for a library error whose message leaves the commands out. */
 function cliAdvice(e: Error): string {
   if (e instanceof NoDataError) return "; run `tributary run` or `tributary ingest` first";
+  if (e instanceof HttpListenError) return "; set http.listen (or --http) to another HOST:PORT, or off";
   return "";
 }
 

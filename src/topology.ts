@@ -43,6 +43,7 @@ import { openCommitter, type Committer } from "./sinks/committer.js";
 import { WriterLock } from "./runtime/writer-lock.js";
 import { customFeaturesOf, type CustomFeature } from "./model/features.js";
 import { NO_FAULTS, summarizeSilver, type Faults, type SilverSummary } from "./sinks/writer.js";
+import { CommitCredit } from "./runtime/commit-credit.js";
 
 /** Where records come from. */
 export type SourceSpec =
@@ -113,7 +114,9 @@ export { CRASH_POINTS, type CrashPoint } from "./sinks/writer.js";
 
 /**
  * Batches handed to the committer and not yet through gold, at most. Enough to keep the commit
- * thread busy while the next batch forms; the broker's max_ack_pending bounds the rest.
+ * thread busy while the next batch forms. The broker's max_ack_pending bounds what a JetStream
+ * source delivers past that; a pulled source (files, generator) waits for {@link CommitCredit}
+ * of one more batch than this.
  */
 const MAX_BATCHES_IN_FLIGHT = 4;
 
@@ -203,6 +206,8 @@ export class Topology {
   private reader: FeatureReader | null = null;
   private window: DedupeWindow;
   private readonly faults: Faults;
+  /** Backpressure for pulled sources (files, generator): records not yet in bronze, bounded. */
+  private credit: CommitCredit | null = null;
   private committer: Committer | null = null;
   private lock: WriterLock | null = null;
   /** Aborts start-up work that waits (connecting to the broker) when {@link stop} comes first. */
@@ -426,6 +431,7 @@ export class Topology {
       }
       if (m.originSeq <= last) {
         if (m.originSeq <= (this.committed.get(m.origin) ?? 0)) m.ack?.();
+        this.credit?.release(1);
         this.statsSubject.value.redelivered++;
         admitted.set(m.origin, last);
         return false;
@@ -469,6 +475,7 @@ export class Topology {
         this.metrics?.commitSeconds.observe({ layer: "bronze" }, ms / 1000);
         for (const [origin, seq] of lastByOrigin) if ((this.committed.get(origin) ?? 0) < seq) this.committed.set(origin, seq);
         for (const ack of acks) ack();
+        this.credit?.release(n);
         let committed = 0;
         let last = 0;
         for (let i = 0; i < n; i++) {
@@ -648,14 +655,24 @@ export class Topology {
         return this.jetstream.messages(spec.drain ?? false);
       }
       case "files":
-        return filesSource(spec.files, { entity: spec.entity, startAfter: (o) => this.bronze!.lastOriginSeq(o) });
+        return filesSource(spec.files, { entity: spec.entity, startAfter: (o) => this.bronze!.lastOriginSeq(o), ...this.pull() });
       case "generator": {
         const { kind: _kind, ...gen } = spec;
-        return generatorSource(gen, this.bronze!.lastOriginSeq(`generator:${gen.seed ?? 42}`));
+        return generatorSource(gen, this.bronze!.lastOriginSeq(`generator:${gen.seed ?? 42}`), this.pull());
       }
       case "observable":
         return spec.messages;
     }
+  }
+
+  /**
+   * Credit for a pulled source: one batch more than the committer holds, so a batch is always
+   * forming while the others commit, and never more.
+   */
+  private pull(): { credit: CommitCredit; chunkSize: number } {
+    const maxRecords = this.config.batch.maxRecords;
+    this.credit = new CommitCredit((MAX_BATCHES_IN_FLIGHT + 1) * maxRecords);
+    return { credit: this.credit, chunkSize: Math.min(maxRecords, 1_000) };
   }
 
   private finalStats(): PipelineStats {

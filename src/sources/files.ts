@@ -7,11 +7,12 @@ import { createReadStream } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, extname, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { Observable } from "rxjs";
+import type { Observable } from "rxjs";
 import { parse as parseCsv } from "csv-parse";
 import type { SourceMessage } from "../types.js";
 import { ENTITIES } from "../types.js";
 import { SourceError } from "../errors.js";
+import { pulled, type PullOptions } from "./pulled.js";
 
 export type FileFormat = "csv" | "ndjson" | "json";
 
@@ -115,23 +116,12 @@ export async function* fileMessages(files: readonly string[], options: FileSourc
 }
 
 /**
- * The files source as an Observable.
+ * The files source as an Observable, pulled: with `credit`, each chunk of records waits until the
+ * commits have room for it, so reading a file of any size holds a bounded number of records.
  *
  * @example
- * filesSource(["transactions.csv"]).subscribe(...)
+ * filesSource(["transactions.csv"], { credit }).subscribe(...)
  */
-export function filesSource(files: readonly string[], options: FileSourceOptions = {}): Observable<SourceMessage> {
-  return new Observable<SourceMessage>((subscriber) => {
-    let cancelled = false;
-    (async () => {
-      for await (const m of fileMessages(files, options)) {
-        if (cancelled) return;
-        subscriber.next(m);
-      }
-      subscriber.complete();
-    })().catch((err) => subscriber.error(err));
-    return () => {
-      cancelled = true;
-    };
-  });
+export function filesSource(files: readonly string[], options: FileSourceOptions & PullOptions = {}): Observable<SourceMessage> {
+  return pulled(fileMessages(files, options), options);
 }

@@ -4,10 +4,11 @@
  * The same options always give the same messages (byte for byte), so it can feed `npm start`,
  * tests that check results against an independent computation, and the benchmark.
  */
-import { Observable } from "rxjs";
+import type { Observable } from "rxjs";
 import { pack } from "msgpackr";
 import type { Reason, SourceMessage } from "../types.js";
 import { DAY_MS } from "../timestamps.js";
+import { pulled, type PullOptions } from "./pulled.js";
 
 export interface GeneratorOptions {
   /** PRNG seed; default 42. */
@@ -287,27 +288,28 @@ function expectationFor(entity: string, f: Fields): Expectation {
 
 /**
  * The generator as a source: emits the workload as source messages with origin
- * `generator:<seed>` and the 1-based message index as position.
+ * `generator:<seed>` and the 1-based message index as position. Pulled: with `credit`, each
+ * chunk waits until the commits have room for it.
  */
-export function generatorSource(options: GeneratorOptions = {}, startAfter = 0): Observable<SourceMessage> {
+export function generatorSource(options: GeneratorOptions = {}, startAfter = 0, pull: PullOptions = {}): Observable<SourceMessage> {
+  return pulled(generatorMessages(options, startAfter), pull);
+}
+
+function* generatorMessages(options: GeneratorOptions, startAfter: number): Generator<SourceMessage> {
   const origin = `generator:${options.seed ?? 42}`;
-  return new Observable<SourceMessage>((subscriber) => {
-    let i = 0;
-    for (const m of generateWorkload(options)) {
-      i++;
-      if (subscriber.closed) return;
-      if (i <= startAfter) continue;
-      subscriber.next({
-        origin,
-        originSeq: i,
-        subject: m.subject,
-        data: m.data,
-        receivedAt: Date.now(),
-        publishedAt: null,
-        contentType: m.contentType,
-        msgId: m.msgId,
-      });
-    }
-    subscriber.complete();
-  });
+  let i = 0;
+  for (const m of generateWorkload(options)) {
+    i++;
+    if (i <= startAfter) continue;
+    yield {
+      origin,
+      originSeq: i,
+      subject: m.subject,
+      data: m.data,
+      receivedAt: Date.now(),
+      publishedAt: null,
+      contentType: m.contentType,
+      msgId: m.msgId,
+    };
+  }
 }
