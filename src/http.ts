@@ -235,19 +235,17 @@ export async function startHttpServer(
   return { server, address };
 }
 
-const SETTING = "set http.listen (or --http) to another HOST:PORT, or off";
-
 function listenError(listen: HttpListen, err: NodeJS.ErrnoException): HttpListenError {
   const where = formatListen(listen);
   const message =
     err.code === "EADDRINUSE"
-      ? `${where} is already in use; ${SETTING}`
+      ? `${where} is already in use`
       : err.code === "EACCES"
-        ? `no permission to listen on ${where} (ports below 1024 need privileges); ${SETTING}`
+        ? `no permission to listen on ${where} (ports below 1024 need privileges)`
         : err.code === "EADDRNOTAVAIL"
-          ? `${listen.host} is not an address of this host; ${SETTING}`
+          ? `${listen.host} is not an address of this host`
           : err.code === "ENOTFOUND" || err.code === "EAI_AGAIN"
-            ? `cannot resolve the host ${listen.host}; ${SETTING}`
-            : `cannot listen on ${where}: ${err.code ?? err.message}; ${SETTING}`;
+            ? `cannot resolve the host ${listen.host}`
+            : `cannot listen on ${where}: ${err.code ?? err.message}`;
   return new HttpListenError(message, { cause: err });
 }
