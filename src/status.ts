@@ -17,6 +17,11 @@ export interface Status {
   quarantine: Record<string, number>;
   positions: { bronze: number; silver: number; gold: number };
   customers: number;
+  /**
+   * What bronze read from each source, by origin: the last position, and for JetStream origins
+   * the stream's name and identity (creation time, first sequence) as bronze recorded them.
+   */
+  origins: { origin: string; position: number; stream: string | null; created: string | null; firstSeq: number | null }[];
 }
 
 /** Reads the status of a data directory (read-only; safe beside a running daemon). */
@@ -42,6 +47,7 @@ export function readStatus(dataDir: string): Status {
       quarantine: counts("SELECT reason AS k, count(*) AS n FROM quarantine GROUP BY reason", REASONS),
       positions: { bronze: b.p, silver: readPosition(silver, "silver"), gold: readPosition(gold, "gold") },
       customers: gold.prepare("SELECT count(*) FROM customer_features").pluck().get() as number,
+      origins: readOrigins(bronze),
     };
   } finally {
     bronze.close();
@@ -49,3 +55,19 @@ export function readStatus(dataDir: string): Status {
     gold.close();
   }
 }
+
+function readOrigins(bronze: ReturnType<typeof openLayer>): Status["origins"] {
+  // A bronze file from before stream identities (schema 1) has no streams table.
+  const hasStreams = (bronze.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'streams'").pluck().get() as number) > 0;
+  const identity = hasStreams ? "s.stream, s.created, s.first_seq" : "NULL, NULL, NULL";
+  return (
+    bronze
+      .prepare(
+        `SELECT o.name AS origin, (SELECT coalesce(max(m.origin_seq), 0) FROM messages m WHERE m.origin_id = o.id) AS position, ${identity}
+         FROM origins o ${hasStreams ? "LEFT JOIN streams s ON s.origin_id = o.id" : ""} ORDER BY o.id`,
+      )
+      .raw()
+      .all() as [string, number, string | null, string | null, number | null][]
+  ).map(([origin, position, stream, created, firstSeq]) => ({ origin, position, stream, created, firstSeq }));
+}
+

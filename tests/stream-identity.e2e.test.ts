@@ -94,6 +94,12 @@ describe("stream identity", () => {
     r = await drain(server, dir);
     expect(r.code, r.stderr).toBe(0);
     expect((await status(dir)).silver.transactions).toBe(730 + 1447 + 10);
+    // status names both origins and the stream identity each was read from.
+    const origins = JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout).origins;
+    expect(origins).toEqual([
+      { origin: "jetstream:TRIBUTARY", position: 730, stream: "TRIBUTARY", created: oldCreated, firstSeq: 1 },
+      { origin: `jetstream:TRIBUTARY@${newCreated}`, position: 1457, stream: "TRIBUTARY", created: newCreated, firstSeq: 1 },
+    ]);
   });
 
   it("stops with exit 2 when messages were purged before they were read, saying how many; --accept-gap goes on", async () => {
