@@ -41,18 +41,29 @@ const server = createServer(async (req, res) => {
   if (req.method === "POST" && post) {
     const entity = post[1]!;
     if (!(ENTITIES as readonly string[]).includes(entity)) return reply(404, { error: `unknown entity ${entity}` });
-    // Accepted means durable in the sense of the topology: it is committed with the next batch.
-    events.next({
-      origin: ORIGIN,
-      originSeq: ++seq,
-      subject: `tributary.${entity}`,
-      data: await body(req),
-      receivedAt: Date.now(),
-      publishedAt: Date.now(),
-      contentType: "application/json",
-      msgId: null,
-    });
-    return reply(202, { accepted: seq });
+    // The reply waits for the message's ack, which the topology calls only once the message is
+    // committed to bronze: a 202 here means durable (silver and gold follow within milliseconds).
+    const data = await body(req);
+    const originSeq = ++seq;
+    const committed = new Promise<void>((resolve) =>
+      events.next({
+        origin: ORIGIN,
+        originSeq,
+        subject: `tributary.${entity}`,
+        data,
+        receivedAt: Date.now(),
+        publishedAt: Date.now(),
+        contentType: "application/json",
+        msgId: null,
+        ack: resolve,
+      }),
+    );
+    try {
+      await Promise.race([committed, topology.done.then(() => Promise.reject(new Error("the topology stopped before the commit")))]);
+    } catch (err) {
+      return reply(503, { error: (err as Error).message });
+    }
+    return reply(202, { committed: originSeq });
   }
   const features = /^\/customers\/([^/]+)\/features$/.exec(url.pathname);
   if (req.method === "GET" && features) {

@@ -58,6 +58,10 @@ export type SourceSpec =
     }
   | { readonly kind: "files"; readonly files: readonly string[]; readonly entity?: string }
   | ({ readonly kind: "generator" } & GeneratorOptions)
+  /**
+   * Any Observable of messages. Its messages' `ack` callbacks tell it when each one is durable in
+   * bronze (see {@link SourceMessage.ack}); it is not pulled, so it should not outrun them.
+   */
   | { readonly kind: "observable"; readonly messages: Observable<SourceMessage> };
 
 export interface TopologyOptions {

@@ -47,7 +47,19 @@ export interface SourceMessage {
   readonly msgId: string | null;
   /** Bronze sequence, present when the message is replayed from bronze. */
   readonly bronzeSeq?: number;
-  /** Finalizes the message at its source. Called only after its bronze commit. */
+  /**
+   * Finalizes the message at its source: called once the message is durable in bronze.sqlite,
+   * never before, and at most once. A custom Observable source gets one call per message (a
+   * JetStream source, one cumulative ack per batch). A message whose position bronze already
+   * holds is skipped and acked at once; one whose position is still in a batch being committed
+   * is dropped without a call (for JetStream the batch's cumulative ack covers it). Silver and
+   * gold follow the bronze commit, and a crash before them is repaired from bronze at the next
+   * start, so an acked message is never lost. A message whose batch fails to commit is never acked.
+   *
+   * @example
+   * // Answer a request only once its message is committed.
+   * await new Promise<void>((resolve) => subject.next({ ...message, ack: resolve }));
+   */
   readonly ack?: () => void;
 }
 
