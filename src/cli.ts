@@ -357,11 +357,13 @@ const ERROR_KINDS: readonly [new (...args: never[]) => Error, number, string][] 
   [CheckpointError, 1, "commit error"],
 ];
 
-/** What to do next, for a library error whose message leaves the commands out. */
-function cliAdvice(e: Error): string {
-  if (e instanceof NoDataError) return "; run `tributary run` or `tributary ingest` first";
-  if (e instanceof HttpListenError) return "; set http.listen (or --http) to another HOST:PORT, or off";
-  return "";
+/** A library error's message with what to do next in the CLI's terms: commands, flags, settings. */
+function cliMessage(e: Error): string {
+  if (e instanceof NoDataError) return `${e.message}; run \`tributary run\` or \`tributary ingest\` first`;
+  if (e instanceof HttpListenError) return `${e.message}; set http.listen (or --http) to another HOST:PORT, or off`;
+  if (e instanceof StreamMismatchError && e.remedy === "newStream") return `${e.fact}; run with --new-stream to read it as a new origin from its first message (the layers keep everything read so far)`;
+  if (e instanceof StreamMismatchError && e.remedy === "acceptGap") return `${e.fact}; run with --accept-gap to continue after them`;
+  return e.message;
 }
 
 /** Runs the CLI with `argv` (as process.argv). Returns the exit code. */
@@ -376,8 +378,8 @@ export async function main(argv: string[]): Promise<number> {
     const kind = ERROR_KINDS.find(([cls]) => e instanceof cls);
     const [, code, prefix] = kind ?? [Error, 1, "error"];
     // Every config problem on a line of its own, each with the prefix.
-    const lines = e instanceof ConfigError ? e.problems : [e.message];
-    for (const [i, line] of lines.entries()) process.stderr.write(`tributary: ${prefix}: ${line}${i === lines.length - 1 ? cliAdvice(e) : ""}\n`);
+    const lines = e instanceof ConfigError ? e.problems : [cliMessage(e)];
+    for (const line of lines) process.stderr.write(`tributary: ${prefix}: ${line}\n`);
     if (!kind && process.env.TRIBUTARY_DEBUG) process.stderr.write(`${e.stack}\n`);
     return code;
   }

@@ -40,6 +40,11 @@ export class HttpListenError extends Error {
   override name = "HttpListenError";
 }
 
+const STREAM_REMEDIES = {
+  newStream: "the jetstream source's newStream option reads it as a new origin from its first message (the layers keep everything read so far)",
+  acceptGap: "the jetstream source's acceptGap option continues after them",
+} as const;
+
 /**
  * The stream on the server is not the one bronze read, or no longer holds what bronze read
  * (deleted and recreated, restored from an older copy, purged past bronze's position). Reading
@@ -47,6 +52,19 @@ export class HttpListenError extends Error {
  */
 export class StreamMismatchError extends SourceError {
   override name = "StreamMismatchError";
+  /**
+   * The jetstream source option that would read on (`newStream`: the stream as a new origin from
+   * its first message; `acceptGap`: past the removed messages), when one would.
+   */
+  readonly remedy?: "newStream" | "acceptGap";
+  /** What is wrong, without the remedy: the message is this and, if there is one, the remedy in the source's terms. */
+  readonly fact: string;
+  constructor(fact: string, options?: ErrorOptions & { remedy?: "newStream" | "acceptGap" }) {
+    const remedy = options?.remedy;
+    super(remedy ? `${fact}; ${STREAM_REMEDIES[remedy]}` : fact, options);
+    this.fact = fact;
+    if (remedy) this.remedy = remedy;
+  }
 }
 
 /** Another live process writes this data directory. The CLI exits with code 2. */

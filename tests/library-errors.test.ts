@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTopology, FeatureReader, NoDataError, StorageError, type Topology } from "../src/index.js";
+import { createTopology, FeatureReader, NoDataError, StorageError, StreamMismatchError, type Topology } from "../src/index.js";
 
 describe("topology.features", () => {
   let dir: string;
@@ -62,5 +62,16 @@ describe("FeatureReader", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("StreamMismatchError", () => {
+  it("says what would read on in the jetstream source's terms, and keeps the fact apart for the CLI's flags", () => {
+    const e = new StreamMismatchError("stream S is not the stream bronze read", { remedy: "newStream" });
+    expect(e.message).toBe("stream S is not the stream bronze read; the jetstream source's newStream option reads it as a new origin from its first message (the layers keep everything read so far)");
+    expect(e.fact).toBe("stream S is not the stream bronze read");
+    expect(e.remedy).toBe("newStream");
+    expect(new StreamMismatchError("gone").message).toBe("gone");
+    expect(new StreamMismatchError("gap", { remedy: "acceptGap" }).message).not.toMatch(/--/);
   });
 });

@@ -163,7 +163,7 @@ export class JetStreamSource {
     this.identity = recorded;
     switch (verdict.kind) {
       case "refuse":
-        throw new StreamMismatchError(verdict.message);
+        throw new StreamMismatchError(verdict.message, { remedy: verdict.remedy });
       case "new-origin":
         this.originName = `jetstream:${stream}@${info.created}`;
         position = this.ledger.lastSeq(this.originName);
@@ -237,7 +237,7 @@ export class JetStreamSource {
       newStream: false,
       acceptGap: this.options.policy?.acceptGap ?? false,
     });
-    if (verdict.kind === "refuse") throw new StreamMismatchError(verdict.message.replace(/; run with --new-stream.*$/, "; restart with --new-stream to read it as a new origin"));
+    if (verdict.kind === "refuse") throw new StreamMismatchError(verdict.message, { remedy: verdict.remedy });
     if (verdict.kind === "gap") {
       this.options.log.error({ event: "messages_lost_upstream", stream, missingFrom: verdict.from, missingTo: verdict.to, lost: verdict.lost }, "messages removed before tributary read them");
     }

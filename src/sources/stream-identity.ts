@@ -39,7 +39,8 @@ export type StreamVerdict =
   | { readonly kind: "new-origin" }
   /** The same stream, but it no longer holds `lost` messages after bronze's position (accepted). */
   | { readonly kind: "gap"; readonly from: number; readonly to: number; readonly lost: number }
-  | { readonly kind: "refuse"; readonly message: string };
+  /** Reading on could skip or re-count; `remedy` names the policy that would read on anyway, if one would. */
+  | { readonly kind: "refuse"; readonly message: string; readonly remedy?: "newStream" | "acceptGap" };
 
 function describe(s: { created: string; firstSeq: number }, lastSeq?: number): string {
   return `created ${s.created}, first sequence ${s.firstSeq}${lastSeq === undefined ? "" : `, last sequence ${lastSeq}`}`;
@@ -71,7 +72,8 @@ export function judgeStream(
       kind: "refuse",
       message:
         `stream ${stream} is not the stream bronze read up to sequence ${position} (bronze read: ${was}; the server has: ${now}): ` +
-        `it was deleted and recreated, restored, or this is another server; run with --new-stream to read it as a new origin from its first message (the layers keep everything read so far)`,
+        `it was deleted and recreated, restored, or this is another server`,
+      remedy: "newStream",
     };
   }
   if (server.lastSeq < position) {
@@ -91,7 +93,8 @@ export function judgeStream(
       kind: "refuse",
       message:
         `stream ${stream} no longer holds sequences ${from}..${to}: ${lost} messages were removed (purged, or expired by the stream's limits) ` +
-        `before tributary read them; run with --accept-gap to continue after them`,
+        `before tributary read them`,
+      remedy: "acceptGap",
     };
   }
   return recorded === null ? { kind: "record" } : { kind: "same" };

@@ -24,7 +24,8 @@ describe("judgeStream", () => {
     expect(msg).toContain(A.created);
     expect(msg).toContain("2026-12-01T09:00:00Z");
     expect(msg).toContain("last sequence 14474");
-    expect(msg).toContain("--new-stream");
+    expect((v as { remedy?: string }).remedy).toBe("newStream");
+    expect(msg).not.toMatch(/--new-stream/); // CLI advice is the CLI's, added from the remedy
   });
 
   it("refuses a stream that had to be created although bronze read one, even without a recorded identity", () => {
