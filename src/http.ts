@@ -1,6 +1,6 @@
 /**
  * The HTTP endpoints of a running topology: `/metrics` (Prometheus text), `/healthz` (liveness),
- * `/readyz` (readiness) and `GET /features/<customer_id>[?as_of=YYYY-MM-DD]`.
+ * `/readyz` (readiness) and `GET /features/<customer_id>[?as_of=YYYY-MM-DD or an ISO-8601 instant]`.
  *
  * Every request is untrusted: it is size- and time-limited, an optional bearer token
  * (`http.token`) guards every endpoint but `/healthz`, and an error answers with a generic message
@@ -10,7 +10,7 @@ import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIP, type AddressInfo } from "node:net";
 import type { FeatureRow } from "./features.js";
-import { parseDay } from "./timestamps.js";
+import { parseAsOf } from "./timestamps.js";
 import type { Logger } from "./log.js";
 import { ConfigError, HttpListenError } from "./errors.js";
 
@@ -183,9 +183,9 @@ export async function startHttpServer(
       const asOfParam = query.get("as_of");
       let asOf: number | undefined;
       if (asOfParam !== null) {
-        const day = parseDay(asOfParam);
-        if (day === null) return send(res, 400, { error: "as_of must be a date as YYYY-MM-DD", as_of: asOfParam });
-        asOf = day;
+        const t = parseAsOf(asOfParam);
+        if (t === null) return send(res, 400, { error: "as_of must be a date as YYYY-MM-DD or an ISO-8601 time", as_of: asOfParam });
+        asOf = t;
       }
       const row = backend.features(customerId, asOf);
       return row ? send(res, 200, row) : send(res, 404, { error: "customer not found", customer_id: customerId });

@@ -78,6 +78,14 @@ export function parseDay(value: string): number | null {
   return parseTimestamp(value);
 }
 
+/**
+ * Parses an as-of instant: `YYYY-MM-DD` (that day at 00:00Z) or an ISO-8601 date and time
+ * (`2026-11-20T13:37:00Z`; no zone means UTC). Returns epoch ms, or null.
+ */
+export function parseAsOf(value: string): number | null {
+  return parseDay(value) ?? (/^\d{4}-\d{2}-\d{2}[Tt]/.test(value) ? parseTimestamp(value) : null);
+}
+
 /** The UTC day number (days since 1970-01-01) that an instant falls in. */
 export function dayOf(ms: number): number {
   return Math.floor(ms / DAY_MS);

@@ -31,14 +31,14 @@ function capturingLogger() {
 
 interface Fake {
   backend: HttpBackend;
-  calls: { features: string[] };
+  calls: { features: string[]; asOf: (number | undefined)[] };
   failMetrics?: Error;
   failure?: string;
 }
 
 function fakeBackend(): Fake {
   const fake: Fake = {
-    calls: { features: [] },
+    calls: { features: [], asOf: [] },
     backend: {
       metrics: async () => {
         if (fake.failMetrics) throw fake.failMetrics;
@@ -46,8 +46,9 @@ function fakeBackend(): Fake {
       },
       health: () => (fake.failure ? { ok: false, reason: fake.failure } : { ok: true }),
       ready: () => ({ ok: true }),
-      features: (id) => {
+      features: (id, asOf) => {
         fake.calls.features.push(id);
+        fake.calls.asOf.push(asOf);
         return id === "c-1" ? ROW : null;
       },
     },
@@ -253,6 +254,20 @@ describe("errors", () => {
   it("answers a request target that is not a path with 400", async () => {
     const { port } = await serve();
     expect(statusOf((await raw(port, "GET http://[broken HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")).text)).toBe(400);
+  });
+});
+
+describe("/features/<id>?as_of=", () => {
+  it("takes a day (00:00Z) or an ISO-8601 instant, and answers 400 to anything else", async () => {
+    const { base, fake } = await serve();
+    expect((await fetch(`${base}/features/c-1?as_of=2026-11-20`)).status).toBe(200);
+    expect((await fetch(`${base}/features/c-1?as_of=2026-11-20T13:37:00Z`)).status).toBe(200);
+    expect((await fetch(`${base}/features/c-1?as_of=2026-11-20T15:37:00%2B02:00`)).status).toBe(200);
+    expect(fake.calls.asOf).toEqual([Date.UTC(2026, 10, 20), Date.UTC(2026, 10, 20, 13, 37), Date.UTC(2026, 10, 20, 13, 37)]);
+    for (const bad of ["yesterday", "2026-13-01", "2026-11-20T25:00:00Z", "1700000000000"]) {
+      const res = await fetch(`${base}/features/c-1?as_of=${encodeURIComponent(bad)}`);
+      expect(res.status, bad).toBe(400);
+    }
   });
 });
 
