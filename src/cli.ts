@@ -11,7 +11,7 @@ import { parseListen, type HttpListen } from "./http.js";
 import { createProgress } from "./progress.js";
 import { FeatureReader, formatFeatures, type FeatureRow } from "./features.js";
 import { readStatus } from "./status.js";
-import { parseDay, parseTimestamp } from "./timestamps.js";
+import { parseAsOf } from "./timestamps.js";
 import { BUILTIN_FEATURES, customFeaturesOf, describeCustom, type FeatureDescription } from "./model/features.js";
 import { createLogger, type Logger } from "./log.js";
 import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, NoDataError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
@@ -209,7 +209,7 @@ function build(): Command {
       }
       let asOf = Date.now();
       if (flags.asOf !== undefined) {
-        const t = parseDay(flags.asOf) ?? (/T/.test(flags.asOf) ? parseTimestamp(flags.asOf) : null);
+        const t = parseAsOf(flags.asOf);
         if (t === null) throw new ConfigError(`--as-of: expected a date as YYYY-MM-DD or an ISO-8601 time, got "${flags.asOf}"`);
         asOf = t;
       }
