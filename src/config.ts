@@ -304,6 +304,7 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown, sourceOf: Source
   let message = issue.message.replace(/^Invalid input: /, "");
   if (value === undefined && (issue.code === "invalid_type" || issue.code === "invalid_union")) message = "required";
   else if (issue.code === "invalid_type") message = `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describeValue(value, path)}`;
+  else if (issue.code === "invalid_value") message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${describeValue(value, path)}`;
   else if (issue.code === "invalid_union" && isDuration(schemaAt(path))) {
     // A string that is not a duration: its own reason, from the string branch of the union.
     const own = issue.errors.flat().find((e) => e.code === "custom");

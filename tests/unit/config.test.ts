@@ -376,6 +376,10 @@ describe("config errors: every problem at once", () => {
     expect(err.problems.some((p) => p.startsWith("nats.stream: "))).toBe(true);
   });
 
+  it("lists the allowed values of a choice", () => {
+    expect(configError(() => parseConfig({ storage: { synchronous: "off" } })).message).toBe('storage.synchronous: expected one of "normal", "full", got "off"');
+  });
+
   it("keeps a single problem a single line", () => {
     const err = configError(() => parseConfig({ batch: { maxWait: "soon" } }));
     expect(err.problems).toEqual([err.message]);
