@@ -304,6 +304,7 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown, sourceOf: Source
   let message = issue.message.replace(/^Invalid input: /, "");
   if (value === undefined && (issue.code === "invalid_type" || issue.code === "invalid_union")) message = "required";
   else if (issue.code === "invalid_type") message = `expected ${EXPECTED[issue.expected] ?? issue.expected}, got ${describeValue(value, path)}`;
+  else if (issue.code === "too_small" || issue.code === "too_big") message = describeBound(issue, value, path);
   else if (issue.code === "invalid_value") message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${describeValue(value, path)}`;
   else if (issue.code === "invalid_union" && isDuration(schemaAt(path))) {
     // A string that is not a duration: its own reason, from the string branch of the union.
@@ -313,6 +314,22 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown, sourceOf: Source
   const label = path.length ? dotted(path) : "(root)";
   const variable = sourceOf(path);
   return [`${variable === undefined ? label : `${variable} (${label})`}: ${message}`];
+}
+
+/** `expected a number > 0, got 0`, `must not be empty`, `expected at most 5 items, got 7`. */
+function describeBound(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig, value: unknown, path: readonly PropertyKey[]): string {
+  const small = issue.code === "too_small";
+  const bound = Number(small ? (issue as z.core.$ZodIssueTooSmall).minimum : (issue as z.core.$ZodIssueTooBig).maximum);
+  if (issue.origin === "number" || issue.origin === "bigint" || issue.origin === "int") {
+    const relation = small ? (issue.inclusive ? ">=" : ">") : issue.inclusive ? "<=" : "<";
+    return `expected a number ${relation} ${bound}, got ${describeValue(value, path)}`;
+  }
+  const unit = issue.origin === "string" ? "character" : issue.origin === "array" || issue.origin === "set" ? "item" : undefined;
+  if (unit === undefined) return issue.message;
+  if (small && bound === 1) return "must not be empty";
+  const n = small && !issue.inclusive ? bound + 1 : !small && !issue.inclusive ? bound - 1 : bound;
+  const size = typeof value === "string" || Array.isArray(value) ? value.length : undefined;
+  return `expected ${small ? "at least" : "at most"} ${n} ${unit}${n === 1 ? "" : "s"}${size === undefined ? "" : `, got ${size}`}`;
 }
 
 const EXPECTED: Record<string, string> = { number: "a number", int: "a whole number", string: "a string", boolean: "true or false", object: "a mapping of keys", array: "a list", record: "a mapping of keys" };

@@ -376,6 +376,16 @@ describe("config errors: every problem at once", () => {
     expect(err.problems.some((p) => p.startsWith("nats.stream: "))).toBe(true);
   });
 
+  it.each([
+    [{ dedupe: { maxEntries: 0 } }, "dedupe.maxEntries: expected a number > 0, got 0"],
+    [{ nats: { ackWait: -1 } }, "nats.ackWait: expected a number >= 0, got -1"],
+    [{ nats: { url: "" } }, "nats.url: must not be empty"],
+    [{ nats: { subjects: [] } }, "nats.subjects: must not be empty"],
+    [{ nats: { stallTimeout: "500ms" } }, "nats.stallTimeout: must be at least 1s"],
+  ])("says what a bound wants and what it got: %j", (input, message) => {
+    expect(configError(() => parseConfig(input)).message).toBe(message);
+  });
+
   it("lists the allowed values of a choice", () => {
     expect(configError(() => parseConfig({ storage: { synchronous: "off" } })).message).toBe('storage.synchronous: expected one of "normal", "full", got "off"');
   });
