@@ -12,6 +12,8 @@ import { createProgress } from "./progress.js";
 import { FeatureReader, formatFeatures, type FeatureRow } from "./features.js";
 import { readStatus } from "./status.js";
 import { parseAsOf } from "./timestamps.js";
+import { contractSchemas, entitySchema } from "./model/schema.js";
+import { ENTITIES, type Entity } from "./types.js";
 import { BUILTIN_FEATURES, customFeaturesOf, describeCustom, type FeatureDescription } from "./model/features.js";
 import { createLogger, type Logger } from "./log.js";
 import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, NoDataError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
@@ -326,6 +328,22 @@ function build(): Command {
       const status = readStatus(config.dataDir);
       out.push("", `data: ${config.dataDir}/bronze.sqlite (${status.bronze.messages} messages), silver.sqlite, gold.sqlite (${status.customers} customers)`);
       process.stdout.write(out.join("\n") + "\n");
+    });
+
+  program
+    .command("schema")
+    .description("the data contract as JSON Schema (draft 2020-12), for producers to check records before they publish")
+    .argument("[entity]", "one entity (customers, transactions, interactions, events, sessions); default all, keyed by entity")
+    .option("--config <file>", "YAML or JSON config file (its currency rates and limits shape the schema)")
+    .addOption(new Option("--format <format>", "output format").choices(["json-schema"]).default("json-schema"))
+    .action((entity: string | undefined, flags: CommonFlags) => {
+      const config = configFrom(flags);
+      const options = { rates: config.currency.rates, ...config.limits };
+      if (entity !== undefined && !(ENTITIES as readonly string[]).includes(entity)) {
+        throw new ConfigError(`unknown entity "${entity}"; expected one of ${ENTITIES.join(", ")}`);
+      }
+      const out = entity === undefined ? contractSchemas(options) : entitySchema(entity as Entity, options);
+      process.stdout.write(JSON.stringify(out, null, 2) + "\n");
     });
 
   const configCmd = program.command("config").description("configuration tools");

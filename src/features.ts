@@ -103,7 +103,7 @@ export class FeatureReader {
     for (const c of this.custom) {
       const h = held.get(c.name);
       const why = !h ? "gold does not hold it yet" : h.hash !== c.hash ? "gold holds it under another definition" : h.complete !== 1 ? "its backfill from silver has not finished" : null;
-      if (why) throw new StorageError(`custom feature ${c.name} cannot be served: ${why}; a writer (run or ingest) with this feature set backfills it at start`);
+      if (why) throw new StorageError(`custom feature ${c.name} cannot be served: ${why}; a topology started with this feature set backfills it`);
     }
   }
 

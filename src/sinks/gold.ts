@@ -279,7 +279,7 @@ export class GoldStore {
     const pending = features.filter((c) => !(held.get(c.name)?.hash === c.hash && held.get(c.name)?.complete === 1));
     if (options.noBackfill && (removed.length > 0 || pending.length > 0)) {
       const what = [...removed.map((h) => `${h.name} (${wanted.has(h.name) ? "changed" : "removed"})`), ...pending.filter((c) => !held.has(c.name)).map((c) => `${c.name} (new)`)];
-      throw new ConfigError(`gold holds another set of custom features than the config: ${what.join(", ")}; run without --no-backfill to drop and backfill them`);
+      throw new ConfigError(`gold holds another set of custom features than the config: ${what.join(", ")}; start without noBackfill (the CLI's --no-backfill) to drop and backfill them`);
     }
     const position = this.position();
     for (const h of removed) {
