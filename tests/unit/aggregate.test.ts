@@ -13,6 +13,7 @@ import {
 } from "../../src/operators/aggregate.js";
 import type { Accepted, CustomerRecord, InteractionRecord, EventRecord, SessionRecord, TransactionRecord, ValidRecord } from "../../src/types.js";
 import { dayOf } from "../../src/timestamps.js";
+import { compileCustomFeatures } from "../../src/model/features.js";
 
 const DAY = 86_400_000;
 const MAR1 = Date.UTC(2026, 2, 1);
@@ -65,7 +66,7 @@ describe("aggregateBatch", () => {
   });
 
   it("returns empty deltas for an empty batch", () => {
-    expect(aggregateBatch({ position: 5, accepted: [] })).toEqual({ position: 5, days: [], profiles: [] });
+    expect(aggregateBatch({ position: 5, accepted: [] })).toEqual({ position: 5, days: [], profiles: [], features: [] });
   });
 
   it("groups by customer and UTC day", () => {
@@ -299,3 +300,60 @@ describe("aggregate (pipeable)", () => {
     expect(out[1]!.days).toEqual([{ customer_id: "c2", day: dayOf(MAR2), ...emptyTotals(), event_count: 1 }]);
   });
 });
+
+describe("aggregateBatch with custom features", () => {
+  const custom = compileCustomFeatures([
+    { name: "spend", from: "transactions", aggregate: "sum", field: "amount_base", windowDays: 7 },
+    { name: "mobile", from: "sessions", aggregate: "count", where: { device_type: "mobile" } },
+    { name: "longest", from: "sessions", aggregate: "max", field: "duration" },
+  ]);
+  const session = (id: string, customer_id: string, eventAt: number, ms: number, device_type: string): SessionRecord => ({
+    entity: "sessions",
+    id,
+    customer_id,
+    eventAt,
+    session_end_at: eventAt + ms,
+    device_type,
+  });
+  const accepted = (records: ValidRecord[]): Accepted[] => records.map((record, i) => ({ bronzeSeq: i + 1, record }));
+
+  it("folds each matching record into its feature's bucket per customer and day, money in exact micros", () => {
+    const delta = aggregateBatch(
+      {
+        position: 9,
+        accepted: accepted([
+          tx("t1", "c1", MAR1 + 1000, 0.1),
+          tx("t2", "c1", MAR1 + 2000, 0.2),
+          tx("t3", "c1", MAR2, 5),
+          session("s1", "c1", MAR1, 60_000, "mobile"),
+          session("s2", "c1", MAR1 + 5, 120_000, "desktop"),
+          session("s3", "c2", MAR2, 30_000, "mobile"),
+        ]),
+      },
+      custom,
+    );
+    const by = (f: string) => delta.features.filter((x) => x.feature === f).map(({ feature: _f, ...rest }) => rest);
+    expect(by("spend")).toEqual([
+      { customer_id: "c1", day: dayOf(MAR1), n: 2, total: 300_000, lo: 0.1, hi: 0.2 },
+      { customer_id: "c1", day: dayOf(MAR2), n: 1, total: 5_000_000, lo: 5, hi: 5 },
+    ]);
+    // Only device_type = mobile counts.
+    expect(by("mobile")).toEqual([
+      { customer_id: "c1", day: dayOf(MAR1), n: 1, total: 0, lo: null, hi: null },
+      { customer_id: "c2", day: dayOf(MAR2), n: 1, total: 0, lo: null, hi: null },
+    ]);
+    expect(by("longest").map((b) => [b.customer_id, b.hi])).toEqual([
+      ["c1", 120_000],
+      ["c2", 30_000],
+    ]);
+  });
+
+  it("gives the same buckets in any order (the merges are commutative)", () => {
+    const records = [tx("a", "c1", MAR1, 1.25), tx("b", "c1", MAR1 + 7, 3.5), session("s", "c1", MAR1, 10, "mobile"), tx("c", "c2", MAR2, 2)];
+    const sorted = (d: GoldDelta) => [...d.features].sort((x, y) => `${x.feature}${x.customer_id}${x.day}`.localeCompare(`${y.feature}${y.customer_id}${y.day}`));
+    expect(sorted(aggregateBatch({ position: 1, accepted: accepted([...records].reverse()) }, custom))).toEqual(
+      sorted(aggregateBatch({ position: 1, accepted: accepted(records) }, custom)),
+    );
+  });
+});
+
