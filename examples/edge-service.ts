@@ -68,7 +68,10 @@ const server = createServer(async (req, res) => {
   const features = /^\/customers\/([^/]+)\/features$/.exec(url.pathname);
   if (req.method === "GET" && features) {
     const asOf = url.searchParams.get("as_of");
-    const row = topology.features.get(decodeURIComponent(features[1]!), asOf ? new Date(`${asOf}T00:00:00Z`) : undefined);
+    const at = asOf ? new Date(/^\d{4}-\d{2}-\d{2}$/.test(asOf) ? `${asOf}T00:00:00Z` : asOf) : undefined;
+    // features.get throws a RangeError for an invalid time: answer that as the client's mistake.
+    if (at !== undefined && Number.isNaN(at.getTime())) return reply(400, { error: "as_of must be YYYY-MM-DD or an ISO-8601 time" });
+    const row = topology.features.get(decodeURIComponent(features[1]!), at);
     return row ? reply(200, row) : reply(404, { error: "customer not found" });
   }
   if (req.method === "GET" && url.pathname === "/stats") return reply(200, topology.stats);

@@ -77,6 +77,11 @@ describe("examples/edge-service.ts", () => {
     const f = await featuresWhen(`${base}/customers/c1/features?as_of=2026-03-02`, (f) => f.purchase_frequency === 1);
     expect(f).toMatchObject({ customer_id: "c1", customer_segment: "premium", purchase_frequency: 1, total_spend: 10.8, days_since_registration: 60 });
     expect((await fetch(`${base}/customers/nobody/features`)).status).toBe(404);
+    // A bad time is the client's mistake (400), and the service keeps serving.
+    expect((await fetch(`${base}/customers/c1/features?as_of=bogus`)).status).toBe(400);
+    const midDay = await fetch(`${base}/customers/c1/features?as_of=2026-03-01T10:00:01Z`);
+    expect(midDay.status).toBe(200);
+    expect(await midDay.json()).toMatchObject({ purchase_frequency: 1 });
     svc.proc.kill("SIGTERM");
     expect(await svc.exited).toBe(0);
     expect(svc.output()).toMatch(/edge service stopped: 4 messages/);
