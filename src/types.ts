@@ -29,6 +29,12 @@ export const REASONS = [
 export type Reason = (typeof REASONS)[number];
 
 /**
+ * The reason a quarantine entry carries: one of {@link REASONS}, or one of an embedder's own
+ * stages (a lower-case word such as `pii_found`), stored and counted the same way.
+ */
+export type QuarantineReason = Reason | (string & {});
+
+/**
  * One message as a source received it. `origin` + `originSeq` identify it for good: for JetStream
  * the origin is `jetstream:<stream>` and the sequence is the stream sequence; for files it is the
  * file and the record's 1-based index.
@@ -117,7 +123,7 @@ export type ValidRecord = CustomerRecord | TransactionRecord | InteractionRecord
 
 export interface Quarantine {
   readonly status: "quarantined";
-  readonly reason: Reason;
+  readonly reason: QuarantineReason;
   /** The field at fault, or null when the whole message is at fault. */
   readonly field: string | null;
   readonly detail: string;

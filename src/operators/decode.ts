@@ -1,4 +1,5 @@
-import { map, type OperatorFunction } from "rxjs";
+import type { OperatorFunction } from "rxjs";
+import { toOperator, type Stage } from "./stage.js";
 import { Unpackr, type Options as UnpackrOptions } from "msgpackr";
 import type { SourceMessage, Staged } from "../types.js";
 import { ENTITIES } from "../types.js";
@@ -92,7 +93,12 @@ function quarantined(msg: SourceMessage, entity: string, reason: "unknown_entity
   return { msg, entity, outcome: { status: "quarantined", reason, field: null, detail: detail.slice(0, 200) } };
 }
 
-/** Pipeable form of {@link decodeMessage}. */
+/** The decode stage: {@link decodeMessage} as a named value, for the composed hot path. */
+export function decodeStage(options: DecodeOptions): Stage<SourceMessage, Staged> {
+  return { id: "decode", apply: (msg) => decodeMessage(msg, options) };
+}
+
+/** Pipeable form of {@link decodeMessage}, derived from the same stage. */
 export function decode(options: DecodeOptions): OperatorFunction<SourceMessage, Staged> {
-  return map((msg) => decodeMessage(msg, options));
+  return toOperator(decodeStage(options));
 }

@@ -1,4 +1,5 @@
-import { map, type OperatorFunction } from "rxjs";
+import type { OperatorFunction } from "rxjs";
+import { toOperator, type Stage } from "./stage.js";
 import type { Staged } from "../types.js";
 
 export interface DedupeOptions {
@@ -175,7 +176,12 @@ export function dedupeRecord(staged: Staged, window: DedupeWindow): Staged {
   return { msg: staged.msg, entity: staged.entity, outcome: { status: "duplicate", record: o.record } };
 }
 
-/** Pipeable form of {@link dedupeRecord}. */
+/** The dedupe stage: {@link dedupeRecord} as a named value, for the composed hot path. */
+export function dedupeStage(window: DedupeWindow): Stage<Staged, Staged> {
+  return { id: "dedupe", apply: (staged) => dedupeRecord(staged, window) };
+}
+
+/** Pipeable form of {@link dedupeRecord}, derived from the same stage. */
 export function dedupe(window: DedupeWindow): OperatorFunction<Staged, Staged> {
-  return map((staged) => dedupeRecord(staged, window));
+  return toOperator(dedupeStage(window));
 }

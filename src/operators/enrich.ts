@@ -1,4 +1,5 @@
-import { map, type OperatorFunction } from "rxjs";
+import type { OperatorFunction } from "rxjs";
+import { toOperator, type Stage } from "./stage.js";
 import type { Staged, TransactionRecord } from "../types.js";
 
 /** Where enrich looks up a customer's current segment; the topology backs it with silver. */
@@ -39,7 +40,12 @@ export function enrichRecord(staged: Staged, options: EnrichOptions): Staged {
   return { msg: staged.msg, entity: staged.entity, outcome: { status: o.status, record } };
 }
 
-/** Pipeable form of {@link enrichRecord}. */
+/** The enrich stage: {@link enrichRecord} as a named value, for the composed hot path. */
+export function enrichStage(options: EnrichOptions): Stage<Staged, Staged> {
+  return { id: "enrich", apply: (staged) => enrichRecord(staged, options) };
+}
+
+/** Pipeable form of {@link enrichRecord}, derived from the same stage. */
 export function enrich(options: EnrichOptions): OperatorFunction<Staged, Staged> {
-  return map((staged) => enrichRecord(staged, options));
+  return toOperator(enrichStage(options));
 }

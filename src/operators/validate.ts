@@ -1,4 +1,5 @@
-import { map, type OperatorFunction } from "rxjs";
+import type { OperatorFunction } from "rxjs";
+import { toOperator, type Stage } from "./stage.js";
 import type { Entity, Quarantine, Reason, Staged, ValidRecord } from "../types.js";
 import { formatTimestamp, parseTimestamp } from "../timestamps.js";
 import { toMicros } from "./aggregate.js";
@@ -317,7 +318,12 @@ function quarantine(staged: Staged, reason: Reason, field: string, detail: strin
   return { msg: staged.msg, entity: staged.entity, outcome };
 }
 
-/** Pipeable form of {@link validateRecord}. */
+/** The validate stage: {@link validateRecord} as a named value, for the composed hot path. */
+export function validateStage(options: ValidateOptions): Stage<Staged, Staged> {
+  return { id: "validate", apply: (staged) => validateRecord(staged, options) };
+}
+
+/** Pipeable form of {@link validateRecord}, derived from the same stage. */
 export function validate(options: ValidateOptions): OperatorFunction<Staged, Staged> {
-  return map((staged) => validateRecord(staged, options));
+  return toOperator(validateStage(options));
 }
