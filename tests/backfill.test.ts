@@ -118,4 +118,26 @@ describe("backfilling a new custom feature", () => {
       }
     }
   });
+
+  it("puts records before 1970 on the same UTC day as the live path does (floor, not truncation)", async () => {
+    const base = tmp();
+    const file = join(base, "transactions.ndjson");
+    const at = ["1969-12-02T08:00:00Z", "1969-12-31T12:00:00Z", "1970-01-01T00:00:00Z", "1970-01-02T09:00:00Z", "1969-11-02T23:00:00Z"];
+    writeFileSync(file, at.map((t, i) => JSON.stringify({ transaction_id: `p${i}`, customer_id: "old", amount: 10 + i, currency: "USD", transaction_date: t })).join("\n") + "\n");
+    const limits = 'limits:\n  minEventTime: "1960-01-01T00:00:00Z"\n';
+    const withFeatures = join(base, "with.yaml");
+    writeFileSync(withFeatures, limits + CONFIG);
+    const without = join(base, "without.yaml");
+    writeFileSync(without, limits);
+    const live = join(base, "live");
+    const later = join(base, "later");
+    expect((await runCli(["ingest", file, "--config", withFeatures, "--data-dir", live])).code).toBe(0);
+    expect((await runCli(["ingest", file, "--config", without, "--data-dir", later])).code).toBe(0);
+    const r = await runCli(["ingest", file, "--config", withFeatures, "--data-dir", later]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = buckets(live) as { feature: string; day: number }[];
+    expect(rows.filter((x) => x.feature === "spend_last_7_days").map((x) => x.day)).toEqual([-60, -30, -1, 0, 1]);
+    expect(buckets(later)).toEqual(rows);
+  });
 });
+

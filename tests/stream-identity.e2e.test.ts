@@ -5,7 +5,7 @@
  * bronze's position (which would silently skip the new stream's first messages).
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -100,6 +100,26 @@ describe("stream identity", () => {
       { origin: "jetstream:TRIBUTARY", position: 730, stream: "TRIBUTARY", created: oldCreated, firstSeq: 1 },
       { origin: `jetstream:TRIBUTARY@${newCreated}`, position: 1457, stream: "TRIBUTARY", created: newCreated, firstSeq: 1 },
     ]);
+  });
+
+  it("drains a stream whose newest messages were deleted before they were read (the consumer's stream position moves past them)", async () => {
+    server = await startNatsServer();
+    const dir = tmp();
+    await publishToStream(server.url, transactions("kept", 3));
+    expect((await drain(server, dir)).code).toBe(0);
+    await publishToStream(server.url, transactions("gone", 2));
+    await withJsm(server.url, async (jsm) => {
+      await jsm.streams.deleteMessage("TRIBUTARY", 5);
+      await jsm.streams.deleteMessage("TRIBUTARY", 4);
+    });
+    const config = join(tmp(), "stall.yaml");
+    writeFileSync(config, "nats:\n  stallTimeout: 2s\n");
+    const started = Date.now();
+    const r = await runCli(["run", "--drain", "--config", config, "--nats", server.url, "--data-dir", dir, "--http", "off", "--connect-timeout", "10"], { TRIBUTARY_LOG_LEVEL: "info" });
+    expect(r.code, r.stderr.slice(-2000)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(r.stderr).not.toMatch(/consumer_stalled/);
+    expect((await status(dir)).bronze.messages).toBe(3);
   });
 
   it("stops with exit 2 when messages were purged before they were read, saying how many; --accept-gap goes on", async () => {

@@ -167,18 +167,19 @@ export function checkCustomFeatures(defs: readonly CustomFeatureInput[]): [path:
   defs.forEach((d, i) => {
     if (names.has(d.name)) problems.push([[i, "name"], `"${d.name}" is already a feature name`]);
     names.add(d.name);
-    const source = FEATURE_SOURCES[d.from];
+    const source = Object.hasOwn(FEATURE_SOURCES, d.from) ? FEATURE_SOURCES[d.from] : undefined;
     if (!source) {
       problems.push([[i, "from"], `unknown entity "${d.from}"; expected one of ${Object.keys(FEATURE_SOURCES).join(", ")}`]);
       return;
     }
     const fields = Object.keys(source.fields);
+    const has = (name: string) => Object.hasOwn(source.fields, name);
     if (d.aggregate === "count") {
-      if (d.field !== undefined && !(d.field in source.fields)) problems.push([[i, "field"], `unknown field "${d.field}" of ${d.from}; expected one of ${fields.join(", ")}`]);
+      if (d.field !== undefined) problems.push([[i, "field"], `count counts records and takes no field; filter with where`]);
     } else if (d.field === undefined) {
       problems.push([[i, "field"], `aggregate ${d.aggregate} needs a field`]);
     } else {
-      const field = source.fields[d.field];
+      const field = has(d.field) ? source.fields[d.field] : undefined;
       if (!field) problems.push([[i, "field"], `unknown field "${d.field}" of ${d.from}; expected one of ${fields.join(", ")}`]);
       else if (field.kind === "category") problems.push([[i, "field"], `${d.field} is categorical: it can filter (where), not be aggregated with ${d.aggregate}`]);
       else if (field.kind === "time" && (d.aggregate === "sum" || d.aggregate === "mean")) {
@@ -186,7 +187,7 @@ export function checkCustomFeatures(defs: readonly CustomFeatureInput[]): [path:
       }
     }
     for (const [k, v] of Object.entries(d.where ?? {})) {
-      const field = source.fields[k];
+      const field = has(k) ? source.fields[k] : undefined;
       if (!field) problems.push([[i, "where", k], `unknown field "${k}" of ${d.from}; expected one of ${fields.join(", ")}`]);
       else if (field.kind !== "category") problems.push([[i, "where", k], `where filters by equality on categorical fields (${fields.filter((x) => source.fields[x]!.kind === "category").join(", ")})`]);
       else if (typeof v !== "string" || v.trim() === "") problems.push([[i, "where", k], `expected a non-empty string`]);

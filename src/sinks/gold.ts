@@ -159,6 +159,14 @@ export const GOLD_MIGRATIONS: readonly string[] = [
 /** Days of silver history one backfill transaction covers: the unit of progress and of resumption. */
 const BACKFILL_CHUNK_DAYS = 30;
 
+/**
+ * The UTC day of an epoch-ms column in SQL, rounding down like `dayOf` also before 1970 (SQLite's
+ * integer division truncates towards zero).
+ */
+function floorDay(column: string): string {
+  return `((${column} - ((${column} % ${DAY_MS}) + ${DAY_MS}) % ${DAY_MS}) / ${DAY_MS})`;
+}
+
 /** The SQL a custom feature's buckets are computed with from its silver table. */
 export function featureSql(c: CustomFeature): { table: string; time: string; where: string; params: string[]; total: string; value: string } {
   const source = FEATURE_SOURCES[c.from]!;
@@ -278,7 +286,11 @@ export class GoldStore {
     const removed = [...held.values()].filter((h) => wanted.get(h.name)?.hash !== h.hash);
     const pending = features.filter((c) => !(held.get(c.name)?.hash === c.hash && held.get(c.name)?.complete === 1));
     if (options.noBackfill && (removed.length > 0 || pending.length > 0)) {
-      const what = [...removed.map((h) => `${h.name} (${wanted.has(h.name) ? "changed" : "removed"})`), ...pending.filter((c) => !held.has(c.name)).map((c) => `${c.name} (new)`)];
+      const what = [
+        ...removed.map((h) => `${h.name} (${wanted.has(h.name) ? "changed" : "removed"})`),
+        ...pending.filter((c) => !held.has(c.name)).map((c) => `${c.name} (new)`),
+        ...pending.filter((c) => held.get(c.name)?.hash === c.hash).map((c) => `${c.name} (backfill unfinished)`),
+      ];
       throw new ConfigError(`gold holds another set of custom features than the config: ${what.join(", ")}; start without noBackfill (the CLI's --no-backfill) to drop and backfill them`);
     }
     const position = this.position();
@@ -322,7 +334,7 @@ export class GoldStore {
     let from = resume && h!.backfilled_through_day !== null ? h!.backfilled_through_day + 1 : firstDay;
     const insert = this.db.prepare(
       `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi)
-       SELECT ?, customer_id, ${q.time} / ${DAY_MS} AS d, count(*), ${q.total}, min(${q.value}), max(${q.value})
+       SELECT ?, customer_id, ${floorDay(q.time)} AS d, count(*), ${q.total}, min(${q.value}), max(${q.value})
        FROM silver.${q.table} WHERE bronze_seq <= ? AND ${q.time} >= ? AND ${q.time} < ?${q.where} GROUP BY customer_id, d`,
     );
     const mark = this.db.prepare("UPDATE feature_defs SET backfilled_through_day = ? WHERE name = ?");

@@ -68,7 +68,8 @@ export interface BronzeLedger {
 const DEFAULT_STALL_MS = 15_000;
 /**
  * Repositionings within four stall timeouts that mean another client is consuming the same
- * durable. One can be a reconnect; two in a row mean deliveries keep going elsewhere.
+ * durable. Only repositionings for lost deliveries or a stall count, not reconnects: two of those
+ * in a row mean deliveries keep going elsewhere.
  */
 const FLAPPING_REPOSITIONS = 2;
 /** Stalled this long despite repositioning: give up, so a supervisor restarts the daemon. */
@@ -119,6 +120,8 @@ export class JetStreamSource {
   /** Why consumption is stuck, while it is; null when it is not. */
   private stallReason: string | null = null;
   private readonly repositionedAt: number[] = [];
+  /** The last message emitted, for the content check of messages received but not yet in bronze. */
+  private lastHeld: { seq: number; data: Uint8Array; storedAt: number } | null = null;
 
   private constructor(
     readonly nc: NatsConnection,
@@ -199,10 +202,10 @@ export class JetStreamSource {
    * it: a server restored from an older copy that took new messages under the same sequences
    * passes every check of positions, and fails this one.
    */
-  private async checkContent(info: StreamInfo): Promise<void> {
-    const seq = this.ledger.lastSeq(this.originName);
+  private async checkContent(info: StreamInfo, held?: { seq: number; data: Uint8Array; storedAt: number }): Promise<void> {
+    const seq = held?.seq ?? this.ledger.lastSeq(this.originName);
     if (seq === 0 || seq < info.state.first_seq || seq > info.state.last_seq) return;
-    const mine = this.ledger.messageAt(this.originName, seq);
+    const mine = held ? { data: held.data, publishedAt: held.storedAt } : this.ledger.messageAt(this.originName, seq);
     if (!mine) return;
     const theirs = await this.jsm.streams.getMessage(this.options.stream, { seq });
     if (!theirs) {
@@ -242,6 +245,10 @@ export class JetStreamSource {
       this.options.log.error({ event: "messages_lost_upstream", stream, missingFrom: verdict.from, missingTo: verdict.to, lost: verdict.lost }, "messages removed before tributary read them");
     }
     await this.checkContent(info);
+    // Messages received but not yet in bronze count too: a server that lost them in a power cut
+    // and took others under their sequences would otherwise be read on from after them.
+    const held = this.lastHeld;
+    if (held && held.seq > this.ledger.lastSeq(this.originName)) await this.checkContent(info, held);
   }
 
   /** False between a lost connection and the reconnect. */
@@ -389,7 +396,7 @@ export class JetStreamSource {
             { event: "delivery_gap", expected: this.nextDeliverySeq, got: dseq, streamSeq: info.streamSequence, resumeAt: this.lastEmitted + 1 },
             "deliveries were lost in transit; repositioning the consumer",
           );
-          reposition();
+          reposition("delivery_gap");
           return;
         }
         this.nextDeliverySeq = dseq + 1;
@@ -403,6 +410,8 @@ export class JetStreamSource {
         }
         const ct = m.headers?.get("Content-Type");
         const msgId = m.headers?.get("Nats-Msg-Id");
+        const publishedAt = Math.floor(info.timestampNanos / 1_000_000);
+        this.lastHeld = { seq, data: m.data, storedAt: publishedAt };
         subscriber.next({
           origin,
           originSeq: seq,
@@ -410,7 +419,7 @@ export class JetStreamSource {
           data: m.data,
           receivedAt: lastMessageAt,
           // Nanoseconds as a double are exact to well under a microsecond at today's epoch.
-          publishedAt: Math.floor(info.timestampNanos / 1_000_000),
+          publishedAt,
           contentType: ct ? ct : null,
           msgId: msgId ? msgId : null,
           ack: () => m.ack(),
@@ -435,10 +444,11 @@ export class JetStreamSource {
 
       // Recreate the consumer right after the last message emitted, then consume again, once the
       // stream is confirmed to be the one bronze read. Retries while the broker is unreachable.
-      const reposition = () => {
+      // Only lost deliveries and stalls count towards "contested"; a reconnect repositions too.
+      const reposition = (cause: "delivery_gap" | "stall" | "reconnect" | "consumer_missing") => {
         if (repositioning || closed) return;
         this.messagesHandle?.stop();
-        this.repositionedAt.push(Date.now());
+        if (cause === "delivery_gap" || cause === "stall") this.repositionedAt.push(Date.now());
         repositioning = (async () => {
           for (let attempt = 1; !closed; attempt++) {
             try {
@@ -451,7 +461,9 @@ export class JetStreamSource {
               await this.createConsumer(this.lastEmitted);
               this.nextDeliverySeq = 1;
               await consume();
-              log.info({ event: "consumer_repositioned", resumeAt: this.lastEmitted + 1, attempt }, "consuming again from the first message not yet received");
+              // A fresh consumer gets a full stall timeout before the watchdog judges it again.
+              lastMessageAt = Date.now();
+              log.info({ event: "consumer_repositioned", cause, resumeAt: this.lastEmitted + 1, attempt }, "consuming again from the first message not yet received");
               return;
             } catch (err) {
               if (err instanceof StreamMismatchError) {
@@ -481,7 +493,7 @@ export class JetStreamSource {
             fail(new StreamMismatchError(`stream ${stream} was deleted while tributary was consuming it (bronze read it up to sequence ${this.lastEmitted})`));
           } else if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) {
             log.warn({ event: "consumer_missing", consumer: consumerName, resumeAt: this.lastEmitted + 1 }, "durable consumer was deleted; recreating it");
-            reposition();
+            reposition("consumer_missing");
           }
         } finally {
           verifying = false;
@@ -502,7 +514,9 @@ export class JetStreamSource {
           try {
             const info = await this.info();
             const idle = Date.now() - lastMessageAt;
-            const elsewhere = info.delivered.stream_seq > this.lastEmitted;
+            // Deliveries this process did not get. Compare consumer sequences: the server moves
+            // delivered.stream_seq past deleted messages without delivering anything.
+            const elsewhere = info.delivered.consumer_seq > this.nextDeliverySeq - 1;
             const waiting = info.num_pending > 0 && info.num_ack_pending < this.options.maxAckPending;
             if (idle >= stallMs && elsewhere) {
               reason = `durable consumer ${consumerName} delivered up to stream sequence ${info.delivered.stream_seq}, but this process received only up to ${this.lastEmitted} in the last ${Math.round(idle / 1000)} s: another client is consuming it`;
@@ -531,7 +545,7 @@ export class JetStreamSource {
             fail(new SourceError(`consumption stuck for ${Math.round((Date.now() - stalledSince) / 1000)} s despite repositioning: ${reason}`));
             return;
           }
-          reposition();
+          reposition("stall");
         } finally {
           checking = false;
         }
@@ -545,7 +559,7 @@ export class JetStreamSource {
           if (s.type === "disconnect") this.isConnected = false;
           if (s.type === "reconnect") {
             this.isConnected = true;
-            reposition();
+            reposition("reconnect");
           }
         }
       };
@@ -561,7 +575,7 @@ export class JetStreamSource {
             draining = true;
             this.info()
               .then((info) => {
-                if (!repositioning && info.num_pending === 0 && info.num_ack_pending === 0 && info.delivered.stream_seq <= this.lastEmitted) {
+                if (!repositioning && info.num_pending === 0 && info.num_ack_pending === 0 && info.delivered.consumer_seq <= this.nextDeliverySeq - 1) {
                   log.info({ event: "caught_up", consumer: consumerName }, "consumer has nothing pending");
                   finish();
                 }

@@ -91,8 +91,9 @@ export async function connectWithRetry(
       }
       log.warn({ event: "connect_retry", url: redactUrl(url), attempt, retryInMs: delay, reason }, "NATS unreachable, retrying");
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+        const onAbort = () => (clearTimeout(timer), resolve());
+        const timer = setTimeout(() => (signal?.removeEventListener("abort", onAbort), resolve()), delay);
+        signal?.addEventListener("abort", onAbort, { once: true });
       });
       delay = Math.min(delay * 2, 5_000);
     }
