@@ -13,19 +13,16 @@
  * The commits run on a worker thread by default (`storage.commitThread`), so the thread that runs
  * the NATS client and the operators never waits for SQLite; several batches may be in flight.
  */
-import { BehaviorSubject, Observable, Subject, filter, from, map, mergeMap, takeUntil, toArray, type OperatorFunction } from "rxjs";
-import { LRUCache } from "lru-cache";
+import { Observable, Subject, filter, map, mergeMap, takeUntil, type OperatorFunction } from "rxjs";
 import type { Config, ConfigInput } from "./config.js";
 import { parseConfig } from "./config.js";
-import type { Entity, Reason, SourceMessage, Staged } from "./types.js";
-import { ENTITIES, REASONS } from "./types.js";
+import type { SourceMessage, Staged } from "./types.js";
 import { decodeStage } from "./operators/decode.js";
 import { validateStage } from "./operators/validate.js";
 import { DedupeWindow, dedupeStage } from "./operators/dedupe.js";
 import { enrichStage, type SegmentDirectory } from "./operators/enrich.js";
 import { composeStages, type InsertedStage } from "./operators/stage.js";
-import { batchForCommit, type BatchGate } from "./operators/batch.js";
-import { aggregateBatch } from "./operators/aggregate.js";
+import { batchForCommit } from "./operators/batch.js";
 import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS, SilverStore } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS, GoldStore } from "./sinks/gold.js";
@@ -34,36 +31,24 @@ import { PipelineMetrics, entityLabel } from "./sinks/metrics.js";
 import { startHttpServer, type HttpListen } from "./http.js";
 import type { Server } from "node:http";
 import { accessSync, constants as fsConstants } from "node:fs";
-import { JetStreamSource } from "./sources/jetstream.js";
-import { filesSource } from "./sources/files.js";
-import { generatorSource, type GeneratorOptions } from "./sources/generator.js";
-import { FeatureReader, type FeatureRow } from "./features.js";
+import type { JetStreamSource } from "./sources/jetstream.js";
+import { openSource, type SourceSpec } from "./sources/factory.js";
 import { silentLogger, type Logger } from "./log.js";
 import { CheckpointError } from "./errors.js";
 import { openCommitter, type Committer } from "./sinks/committer.js";
 import { WriterLock } from "./runtime/writer-lock.js";
-import { customFeaturesOf, type CustomFeature } from "./model/features.js";
-import { NO_FAULTS, summarizeSilver, type Faults, type SilverSummary } from "./sinks/writer.js";
+import { CommitGate } from "./runtime/commit-gate.js";
+import { SegmentCache } from "./runtime/segments.js";
+import { RunStats, summaryFields, type PipelineStats } from "./runtime/stats.js";
+import { recoverLayers } from "./runtime/recovery.js";
 import { CommitCredit } from "./runtime/commit-credit.js";
+import { FeatureService, type FeatureLookups } from "./serving/features.js";
+import { customFeaturesOf, type CustomFeature } from "./model/features.js";
+import { NO_FAULTS, type Faults } from "./sinks/writer.js";
 
-/** Where records come from. */
-export type SourceSpec =
-  | {
-      readonly kind: "jetstream";
-      readonly drain?: boolean;
-      readonly connectTimeoutMs?: number;
-      /** Read a stream that is not the one bronze read (deleted and recreated, restored) as a new origin. */
-      readonly newStream?: boolean;
-      /** Continue past messages the stream no longer holds (purged or expired before they were read). */
-      readonly acceptGap?: boolean;
-    }
-  | { readonly kind: "files"; readonly files: readonly string[]; readonly entity?: string }
-  | ({ readonly kind: "generator" } & GeneratorOptions)
-  /**
-   * Any Observable of messages. Its messages' `ack` callbacks tell it when each one is durable in
-   * bronze (see {@link SourceMessage.ack}); it is not pulled, so it should not outrun them.
-   */
-  | { readonly kind: "observable"; readonly messages: Observable<SourceMessage> };
+export type { SourceSpec } from "./sources/factory.js";
+export type { PipelineStats } from "./runtime/stats.js";
+export { summaryFields } from "./runtime/stats.js";
 
 export interface TopologyOptions {
   /** Configuration (validated, defaults applied). `dataDir` here wins over `config.dataDir`. */
@@ -99,28 +84,6 @@ export interface TopologyOptions {
   readonly faults?: Faults;
 }
 
-/** Counts for the current run, emitted after every commit. */
-export interface PipelineStats {
-  /** Messages appended to bronze. */
-  bronze: number;
-  /** Messages received again that bronze already held (redeliveries), skipped. */
-  redelivered: number;
-  /** Valid records accepted into silver, per entity (profile updates included). */
-  silver: Record<Entity, number>;
-  duplicates: Record<string, number>;
-  quarantined: Record<Reason, number>;
-  batches: number;
-  /** Bronze position gold has reached. */
-  goldPosition: number;
-  /** Highest event time seen (epoch ms), or null. */
-  watermark: number | null;
-  startedAt: number;
-  elapsedMs: number;
-}
-
-/** A `checkpoint` log line at most this often (each commit is logged at debug level). */
-const CHECKPOINT_LOG_INTERVAL_MS = 10_000;
-
 export { CRASH_POINTS, type CrashPoint } from "./sinks/writer.js";
 
 /**
@@ -130,69 +93,6 @@ export { CRASH_POINTS, type CrashPoint } from "./sinks/writer.js";
  * of one more batch than this.
  */
 const MAX_BATCHES_IN_FLIGHT = 4;
-
-function emptyStats(): PipelineStats {
-  return {
-    bronze: 0,
-    redelivered: 0,
-    silver: Object.fromEntries(ENTITIES.map((e) => [e, 0])) as Record<Entity, number>,
-    duplicates: {},
-    quarantined: Object.fromEntries(REASONS.map((r) => [r, 0])) as Record<Reason, number>,
-    batches: 0,
-    goldPosition: 0,
-    watermark: null,
-    startedAt: Date.now(),
-    elapsedMs: 0,
-  };
-}
-
-/** Segments known to silver, through a bounded cache; profiles in flight update it first. */
-class SilverSegments implements SegmentDirectory {
-  // `null` caches "no profile in silver", so customers without one cost one query, not one per record.
-  private readonly cache = new LRUCache<string, string | typeof NO_PROFILE>({ max: 100_000 });
-  constructor(private readonly silver: SilverStore) {}
-  get(customerId: string): string | undefined {
-    let s = this.cache.get(customerId);
-    if (s === undefined) {
-      s = this.silver.segmentOf(customerId) ?? NO_PROFILE;
-      this.cache.set(customerId, s);
-    }
-    return s === NO_PROFILE ? undefined : s;
-  }
-  set(customerId: string, segment: string): void {
-    this.cache.set(customerId, segment);
-  }
-}
-
-const NO_PROFILE = "\u0000none";
-
-/**
- * Open while no batch is waiting for its bronze commit. Partial batches wait behind it, so under
- * load they grow to what the commit thread keeps up with (fewer, larger commits), while under
- * light load they leave after `batch.maxWait`.
- */
-class CommitGate implements BatchGate {
-  private waiting = 0;
-  private readonly listeners = new Set<() => void>();
-  get open(): boolean {
-    return this.waiting === 0;
-  }
-  submitted(): void {
-    this.waiting++;
-  }
-  bronzeCommitted(): void {
-    this.waiting--;
-    // Not synchronously: an inline committer is still inside this batch's commit (silver and
-    // gold follow), and the next batch must not start before it ends.
-    queueMicrotask(() => {
-      for (const l of [...this.listeners]) l();
-    });
-  }
-  onOpen(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-}
 
 /**
  * A running (or runnable) tributary pipeline.
@@ -207,42 +107,44 @@ export class Topology {
   readonly config: Config;
   /** The custom features this topology computes (`features.custom`), after the built-in ones. */
   readonly custom: readonly CustomFeature[];
+  /** Prometheus metrics; null when disabled. */
+  readonly metrics: PipelineMetrics | null;
+  /**
+   * Point-in-time feature lookups against this topology's gold layer. Lookups for a given as-of
+   * time are cached per customer; every gold commit drops the entries of the customers it touched.
+   */
+  readonly features: FeatureLookups;
+  /** Resolves with the run's stats when the source completes (or after {@link stop}). */
+  readonly done: Promise<PipelineStats>;
+  /** Pipeline stats, emitted after every commit. */
+  readonly stats$: Observable<PipelineStats>;
+  /** Where the HTTP server listens, once started. */
+  httpAddress: HttpListen | null = null;
+
   private readonly log: Logger;
-  private readonly statsSubject = new BehaviorSubject<PipelineStats>(emptyStats());
+  private readonly run: RunStats;
+  private readonly serving: FeatureService;
+  private readonly window: DedupeWindow;
+  private readonly faults: Faults;
   private readonly stop$ = new Subject<void>();
+  /** Aborts start-up work that waits (connecting to the broker) when {@link stop} comes first. */
+  private readonly starting = new AbortController();
+  /** Highest origin sequence committed to bronze, per origin. */
+  private readonly committed = new Map<string, number>();
   private bronze: BronzeStore | null = null;
   private silver: SilverStore | null = null;
   private gold: GoldStore | null = null;
   private jetstream: JetStreamSource | null = null;
-  private reader: FeatureReader | null = null;
-  private window: DedupeWindow;
-  private readonly faults: Faults;
   /** Backpressure for pulled sources (files, generator): records not yet in bronze, bounded. */
   private credit: CommitCredit | null = null;
   private committer: Committer | null = null;
   private lock: WriterLock | null = null;
-  /** Aborts start-up work that waits (connecting to the broker) when {@link stop} comes first. */
-  private readonly starting = new AbortController();
+  private http: Server | null = null;
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
-  /** Cached feature lookups: customer → (as-of ms → row or null). */
-  private readonly featureCache = new LRUCache<string, Map<number, FeatureRow | null>>({ max: 10_000 });
-  private http: Server | null = null;
-  /** Where the HTTP server listens, once started. */
-  httpAddress: HttpListen | null = null;
-  private failure: Error | null = null;
-  private lastCheckpointLog = Date.now();
   private running = false;
-  /** Prometheus metrics; null when disabled. */
-  readonly metrics: PipelineMetrics | null;
-  /** Highest origin sequence committed to bronze, per origin. */
-  private readonly committed = new Map<string, number>();
-
-  /** Resolves with the run's stats when the source completes (or after {@link stop}). */
-  readonly done: Promise<PipelineStats>;
-  /** Pipeline stats, emitted after every commit. */
-  readonly stats$: Observable<PipelineStats> = this.statsSubject.asObservable();
+  private failure: Error | null = null;
 
   constructor(private readonly options: TopologyOptions) {
     const config = parseConfig(options.config ?? {});
@@ -265,6 +167,10 @@ export class Topology {
             },
             { defaultMetrics: options.metrics !== "pipeline-only" },
           );
+    this.run = new RunStats(this.metrics, this.log, () => this.window.watermark);
+    this.stats$ = this.run.stats$;
+    this.serving = new FeatureService(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout, features: this.custom });
+    this.features = { get: (id, asOf) => this.serving.get(id, asOf), all: (asOf) => this.serving.all(asOf) };
     this.faults = options.faults ?? NO_FAULTS;
     this.done = new Promise<PipelineStats>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -275,40 +181,7 @@ export class Topology {
 
   /** Current stats of this run. */
   get stats(): PipelineStats {
-    return this.statsSubject.value;
-  }
-
-  /**
-   * Point-in-time feature lookups against this topology's gold layer. Lookups for a given as-of
-   * time are cached per customer; every gold commit drops the entries of the customers it touched.
-   */
-  readonly features = {
-    /**
-     * Features of one customer as of `asOf` (epoch ms or Date; default now), or null when not listed.
-     * Throws a TypeError or RangeError for an `asOf` that is not a valid time (an invalid Date, NaN).
-     */
-    get: (customerId: string, asOf?: number | Date): FeatureRow | null => {
-      if (typeof customerId !== "string") throw new TypeError(`features.get: customerId must be a string, got ${describeValue(customerId)}`);
-      if (asOf === undefined) return this.featureReader().compute(Date.now(), customerId)[0] ?? null;
-      const t = asOfMillis("features.get", asOf);
-      let perCustomer = this.featureCache.get(customerId);
-      const hit = perCustomer?.get(t);
-      if (hit !== undefined) return hit;
-      const row = this.featureReader().compute(t, customerId)[0] ?? null;
-      if (!perCustomer) this.featureCache.set(customerId, (perCustomer = new Map()));
-      perCustomer.set(t, row);
-      return row;
-    },
-    /** Features of every customer listed as of `asOf` (default now); throws for an invalid `asOf`, as `get` does. */
-    all: (asOf: number | Date = Date.now()): FeatureRow[] => {
-      const t = asOfMillis("features.all", asOf);
-      return this.featureReader().compute(t);
-    },
-  };
-
-  private featureReader(): FeatureReader {
-    this.reader ??= new FeatureReader(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout, features: this.custom });
-    return this.reader;
+    return this.run.value;
   }
 
   /**
@@ -344,25 +217,44 @@ export class Topology {
       // Custom features gold does not hold yet are backfilled from silver up to gold's position,
       // before recovery applies anything newer, so nothing is counted twice.
       this.gold.syncFeatures(dir, this.custom, { noBackfill: this.options.noBackfill ?? false, log: this.log });
-      this.recover();
+      const silver = this.silver;
+      recoverLayers({
+        bronze: this.bronze,
+        silver,
+        gold: this.gold,
+        custom: this.custom,
+        batchSize: this.config.batch.maxRecords,
+        run: this.stages(new SegmentCache((id) => silver.segmentOf(id))),
+        onSilver: (summary) => this.run.silverCommitted(summary),
+        log: this.log,
+      });
       // From here on the committer owns the writes; this thread keeps bronze and silver open
       // only to read positions and segments.
       this.gold.close();
       this.gold = null;
       this.committer = await openCommitter({ dataDir: dir, storage, faults: this.faults, thread: storage.commitThread, features: this.custom });
-      source$ = await this.openSource();
+      const opened = await openSource(this.options.source, {
+        config: this.config,
+        bronze: this.bronze,
+        log: this.log,
+        signal: this.starting.signal,
+        pull: () => this.pull(),
+      });
+      this.jetstream = opened.jetstream;
+      source$ = opened.messages;
     } catch (err) {
       await this.close();
       // Stopped before the source was open (a SIGTERM while the broker is unreachable): a clean stop.
       if (this.starting.signal.aborted) {
-        this.log.info({ event: "shutdown", ...summaryFields(this.finalStats()) }, "stopped before consuming");
-        this.resolveDone(this.finalStats());
+        this.log.info({ event: "shutdown", ...summaryFields(this.run.final()) }, "stopped before consuming");
+        this.resolveDone(this.run.final());
         return;
       }
       this.rejectDone(err);
       throw err;
     }
-    const segments = new SilverSegments(this.silver);
+    const silver = this.silver;
+    const run = this.stages(new SegmentCache((id) => silver.segmentOf(id)));
     const committer = this.committer;
     const cumulativeAck = this.options.source.kind === "jetstream";
     const gate = new CommitGate();
@@ -370,7 +262,7 @@ export class Topology {
     const pipeline$ = source$.pipe(
       takeUntil(this.stop$),
       this.admit(),
-      this.stages(segments),
+      map(run),
       batchForCommit<Staged>({ maxRecords: this.config.batch.maxRecords, maxWaitMs: this.config.batch.maxWait, gate }),
       mergeMap((batch) => this.commit(committer, batch, cumulativeAck, gate), MAX_BATCHES_IN_FLIGHT),
     );
@@ -388,7 +280,7 @@ export class Topology {
       },
       complete: () => {
         void this.close().then(() => {
-          const stats = this.finalStats();
+          const stats = this.run.final();
           this.log.info({ event: "shutdown", ...summaryFields(stats) }, "pipeline finished");
           this.resolveDone(stats);
         }, this.rejectDone);
@@ -403,7 +295,7 @@ export class Topology {
   async stop(): Promise<PipelineStats> {
     if (!this.started) {
       this.started = true;
-      this.resolveDone(this.finalStats());
+      this.resolveDone(this.run.final());
       return this.done;
     }
     this.starting.abort();
@@ -412,22 +304,52 @@ export class Topology {
     return this.done;
   }
 
-  /** The per-record operator chain, shared by live consumption and bronze replay. */
-  private stages(segments: SegmentDirectory): OperatorFunction<SourceMessage, Staged> {
+  /**
+   * The last position bronze holds for a source origin (0 when none): where a custom source must
+   * continue numbering its messages so that a restart neither skips nor re-counts any.
+   */
+  position(origin: string): number {
+    if (!this.bronze) throw new Error("topology not started");
+    return Math.max(this.committed.get(origin) ?? 0, this.bronze.lastOriginSeq(origin));
+  }
+
+  /**
+   * Messages the broker still holds for this topology (not yet delivered, or delivered and not
+   * acknowledged), or null without a broker source.
+   */
+  async pending(): Promise<number | null> {
+    if (!this.jetstream) return null;
+    const info = await this.jetstream.info();
+    return info.num_pending + info.num_ack_pending;
+  }
+
+  /** Ready when running, connected to the broker and consuming (for JetStream), and the data dir is writable. */
+  readiness(): { ok: boolean; reason?: string } {
+    if (this.failure) return { ok: false, reason: `pipeline failed: ${this.failure.message}` };
+    if (!this.running) return { ok: false, reason: this.options.source.kind === "jetstream" ? "connecting to NATS" : "starting" };
+    if (this.jetstream && !this.jetstream.connected) return { ok: false, reason: "disconnected from NATS; reconnecting" };
+    const stalled = this.jetstream?.stalled;
+    if (stalled) return { ok: false, reason: stalled };
+    try {
+      accessSync(this.config.dataDir, fsConstants.W_OK);
+    } catch (err) {
+      return { ok: false, reason: `data dir ${this.config.dataDir} is not writable: ${(err as NodeJS.ErrnoException).code}` };
+    }
+    return { ok: true };
+  }
+
+  /**
+   * The per-record stages, composed into one function: decode → validate → dedupe → enrich, with
+   * any embedder's stages at their points. Live consumption and bronze replay run the same one.
+   */
+  private stages(segments: SegmentDirectory): (m: SourceMessage) => Staged {
     const c = this.config;
     const { maxPayloadBytes, maxDepth, maxFields, maxIdLength, maxTextLength, minEventTime } = c.limits;
-    const decodeOptions = { maxPayloadBytes, maxDepth, maxFields };
-    const validateOptions = { rates: c.currency.rates, minEventTime, maxIdLength, maxTextLength };
-    const enrichOptions = { rates: c.currency.rates, segments };
-    // decode → validate → dedupe → enrich (with any embedder's stages at their points), composed
-    // into one step: the same stage values the pipeable operators are made of, without a
-    // subscriber hop per stage on the hot path.
-    const run = composeStages(
-      decodeStage(decodeOptions),
-      [validateStage(validateOptions), dedupeStage(this.window), enrichStage(enrichOptions)],
+    return composeStages(
+      decodeStage({ maxPayloadBytes, maxDepth, maxFields }),
+      [validateStage({ rates: c.currency.rates, minEventTime, maxIdLength, maxTextLength }), dedupeStage(this.window), enrichStage({ rates: c.currency.rates, segments })],
       this.options.stages ?? [],
     );
-    return map(run);
   }
 
   /**
@@ -448,7 +370,7 @@ export class Topology {
       if (m.originSeq <= last) {
         if (m.originSeq <= (this.committed.get(m.origin) ?? 0)) m.ack?.();
         this.credit?.release(1);
-        this.statsSubject.value.redelivered++;
+        this.run.redelivered();
         admitted.set(m.origin, last);
         return false;
       }
@@ -488,7 +410,6 @@ export class Topology {
     gate.submitted();
     return committer.submit(batch, {
       bronze: (seqs, ms) => {
-        this.metrics?.commitSeconds.observe({ layer: "bronze" }, ms / 1000);
         for (const [origin, seq] of lastByOrigin) if ((this.committed.get(origin) ?? 0) < seq) this.committed.set(origin, seq);
         for (const ack of acks) ack();
         this.credit?.release(n);
@@ -497,8 +418,7 @@ export class Topology {
         for (let i = 0; i < n; i++) {
           const seq = seqs[i];
           if (seq === null || seq === undefined) {
-            this.statsSubject.value.redelivered++;
-            this.metrics?.redelivered.inc();
+            this.run.redelivered(true);
             continue;
           }
           committed++;
@@ -507,178 +427,18 @@ export class Topology {
           const p = published[i];
           if (p !== null && p !== undefined) publishedAt.push(p);
         }
-        this.statsSubject.value.bronze += committed;
-        if (this.metrics) {
-          for (const [entity, k] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, k);
-          this.metrics.batchSize.observe(n);
-          if (committed > 0) this.metrics.position.set({ layer: "bronze" }, last);
-        }
+        this.run.bronzeCommitted(perEntity, committed, n, last, ms);
         gate.bronzeCommitted();
       },
       silver: (summary, ms) => {
-        this.metrics?.commitSeconds.observe({ layer: "silver" }, ms / 1000);
-        perEntity = this.countSilver(summary);
+        perEntity = this.run.silverCommitted(summary, ms);
       },
       gold: (position, ms) => {
-        this.metrics?.commitSeconds.observe({ layer: "gold" }, ms / 1000);
-        if (this.featureCache.size > 0) for (const c of customers) if (c !== null) this.featureCache.delete(c);
-        this.afterGold(position, perEntity, publishedAt);
+        this.serving.invalidate(customers);
+        this.run.goldCommitted(position, perEntity, publishedAt, ms);
         publishedAt = [];
       },
     });
-  }
-
-  /** Adds a silver commit to the stats; returns its accepted records per entity. */
-  private countSilver(commit: SilverSummary): Map<string, number> {
-    const s = this.statsSubject.value;
-    const perEntity = new Map<string, number>(commit.accepted);
-    for (const [entity, n] of commit.accepted) s.silver[entity as Entity] += n;
-    for (const [entity, n] of commit.duplicates) s.duplicates[entity] = (s.duplicates[entity] ?? 0) + n;
-    for (const [key, n] of commit.quarantined) {
-      const [entity, reason] = splitQuarantineKey(key);
-      s.quarantined[reason] = (s.quarantined[reason] ?? 0) + n;
-      this.metrics?.countQuarantine(entity, reason, n);
-    }
-    if (this.metrics) {
-      for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "silver", entity }, n);
-      for (const [entity, n] of commit.duplicates) this.metrics.duplicates.inc({ entity }, n);
-      this.metrics.position.set({ layer: "silver" }, commit.position);
-    }
-    return perEntity;
-  }
-
-  /** After a gold commit: metrics, stats and the checkpoint log. */
-  private afterGold(position: number, perEntity: ReadonlyMap<string, number>, publishedAt: readonly number[]): void {
-    if (this.metrics) {
-      for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "gold", entity }, n);
-      this.metrics.position.set({ layer: "gold" }, position);
-      const now = Date.now();
-      for (const t of publishedAt) this.metrics.endToEnd.observe((now - t) / 1000);
-    }
-    this.publishStats(position);
-    const now = Date.now();
-    if (now - this.lastCheckpointLog >= CHECKPOINT_LOG_INTERVAL_MS) {
-      this.lastCheckpointLog = now;
-      const st = this.statsSubject.value;
-      this.log.info(
-        { event: "checkpoint", position, bronze: st.bronze, batches: st.batches, watermark: st.watermark === null ? null : new Date(st.watermark).toISOString() },
-        `checkpoint at bronze sequence ${position}`,
-      );
-    } else {
-      this.log.debug({ event: "commit", position }, "batch committed");
-    }
-  }
-
-  /**
-   * The last position bronze holds for a source origin (0 when none): where a custom source must
-   * continue numbering its messages so that a restart neither skips nor re-counts any.
-   */
-  position(origin: string): number {
-    if (!this.bronze) throw new Error("topology not started");
-    return Math.max(this.committed.get(origin) ?? 0, this.bronze.lastOriginSeq(origin));
-  }
-
-  /**
-   * Messages the broker still holds for this topology (not yet delivered, or delivered and not
-   * acknowledged), or null without a broker source.
-   */
-  async pending(): Promise<number | null> {
-    if (!this.jetstream) return null;
-    const info = await this.jetstream.info();
-    return info.num_pending + info.num_ack_pending;
-  }
-
-  private publishStats(position: number): void {
-    const s = this.statsSubject.value;
-    s.batches++;
-    s.goldPosition = position;
-    s.watermark = this.window.watermark;
-    s.elapsedMs = Date.now() - s.startedAt;
-    this.statsSubject.next(s);
-  }
-
-  /**
-   * Brings gold up to silver, then silver and gold up to bronze, replaying bronze through the
-   * same operators. Runs before consumption starts, so a crash at any point loses nothing.
-   */
-  private recover(): void {
-    const bronze = this.bronze!;
-    const silver = this.silver!;
-    const gold = this.gold!;
-    let silverPos = silver.position();
-    const goldPos = gold.position();
-    if (goldPos < silverPos) {
-      const accepted = silver.readAccepted(goldPos, silverPos);
-      gold.apply(aggregateBatch({ position: silverPos, accepted }, this.custom));
-      this.log.info({ event: "recovered", layer: "gold", from: goldPos, to: silverPos, records: accepted.length }, "gold caught up from silver");
-    }
-    const bronzePos = bronze.position();
-    if (silverPos >= bronzePos) return;
-    const segments = new SilverSegments(silver);
-    const from0 = silverPos;
-    while (silverPos < bronzePos) {
-      const rows = bronze.readRange(silverPos, bronzePos, this.config.batch.maxRecords);
-      if (rows.length === 0) break;
-      const staged = this.runSync(rows, segments);
-      const items = staged.map((s) => ({ staged: s, bronzeSeq: s.msg.bronzeSeq! }));
-      const position = items[items.length - 1]!.bronzeSeq;
-      const commit = silver.apply(items, position);
-      this.countSilver(summarizeSilver(commit));
-      gold.apply(aggregateBatch(commit, this.custom));
-      silverPos = position;
-    }
-    this.log.info({ event: "recovered", layer: "silver", from: from0, to: silverPos }, "silver and gold caught up from bronze");
-  }
-
-  /** Runs messages through the operator chain synchronously (all operators are synchronous). */
-  private runSync(messages: SourceMessage[], segments: SegmentDirectory): Staged[] {
-    let out: Staged[] = [];
-    from(messages)
-      .pipe(this.stages(segments), toArray())
-      .subscribe((xs) => (out = xs));
-    return out;
-  }
-
-  private async openSource(): Promise<Observable<SourceMessage>> {
-    const spec = this.options.source;
-    const c = this.config;
-    switch (spec.kind) {
-      case "jetstream": {
-        const bronze = this.bronze!;
-        this.jetstream = await JetStreamSource.open(
-          {
-            url: c.nats.url,
-            stream: c.nats.stream,
-            subjects: c.nats.subjects,
-            consumer: c.nats.consumer,
-            ackWaitMs: c.nats.ackWait,
-            maxAckPending: c.nats.maxAckPending,
-            pullSize: Math.min(c.batch.maxRecords * 2, c.nats.maxAckPending),
-            connectTimeoutMs: spec.connectTimeoutMs,
-            auth: c.nats,
-            policy: { newStream: spec.newStream ?? false, acceptGap: spec.acceptGap ?? false },
-            stallMs: c.nats.stallTimeout,
-            signal: this.starting.signal,
-            log: this.log,
-          },
-          {
-            streamOrigin: (stream) => bronze.streamOrigin(stream),
-            lastSeq: (origin) => bronze.lastOriginSeq(origin),
-            messageAt: (origin, seq) => bronze.messageAt(origin, seq),
-            recordStream: (stream, origin, identity) => bronze.recordStream(stream, { origin, ...identity }),
-          },
-        );
-        return this.jetstream.messages(spec.drain ?? false);
-      }
-      case "files":
-        return filesSource(spec.files, { entity: spec.entity, startAfter: (o) => this.bronze!.lastOriginSeq(o), ...this.pull() });
-      case "generator": {
-        const { kind: _kind, ...gen } = spec;
-        return generatorSource(gen, this.bronze!.lastOriginSeq(`generator:${gen.seed ?? 42}`), this.pull());
-      }
-      case "observable":
-        return spec.messages;
-    }
   }
 
   /**
@@ -689,13 +449,6 @@ export class Topology {
     const maxRecords = this.config.batch.maxRecords;
     this.credit = new CommitCredit((MAX_BATCHES_IN_FLIGHT + 1) * maxRecords);
     return { credit: this.credit, chunkSize: Math.min(maxRecords, 1_000) };
-  }
-
-  private finalStats(): PipelineStats {
-    const s = this.statsSubject.value;
-    s.elapsedMs = Date.now() - s.startedAt;
-    s.watermark = this.window.watermark;
-    return s;
   }
 
   private async startHttp(listen: HttpListen): Promise<void> {
@@ -714,21 +467,6 @@ export class Topology {
     this.httpAddress = address;
   }
 
-  /** Ready when running, connected to the broker (for JetStream) and the data dir is writable. */
-  readiness(): { ok: boolean; reason?: string } {
-    if (this.failure) return { ok: false, reason: `pipeline failed: ${this.failure.message}` };
-    if (!this.running) return { ok: false, reason: this.options.source.kind === "jetstream" ? "connecting to NATS" : "starting" };
-    if (this.jetstream && !this.jetstream.connected) return { ok: false, reason: "disconnected from NATS; reconnecting" };
-    const stalled = this.jetstream?.stalled;
-    if (stalled) return { ok: false, reason: stalled };
-    try {
-      accessSync(this.config.dataDir, fsConstants.W_OK);
-    } catch (err) {
-      return { ok: false, reason: `data dir ${this.config.dataDir} is not writable: ${(err as NodeJS.ErrnoException).code}` };
-    }
-    return { ok: true };
-  }
-
   private async close(): Promise<void> {
     this.running = false;
     try {
@@ -736,8 +474,7 @@ export class Topology {
     } catch (err) {
       this.log.warn({ event: "close_failed", reason: (err as Error).message }, "closing the NATS connection failed");
     }
-    this.reader?.close();
-    this.reader = null;
+    this.serving.close();
     if (this.http) {
       const server = this.http;
       this.http = null;
@@ -755,43 +492,6 @@ export class Topology {
     this.gold?.close();
     this.lock?.release();
   }
-}
-
-function splitQuarantineKey(key: string): [string, Reason] {
-  const i = key.indexOf("|");
-  return [key.slice(0, i), key.slice(i + 1) as Reason];
-}
-
-/** `asOf` as epoch milliseconds; a TypeError for anything but a number or Date, a RangeError for an invalid time. */
-function asOfMillis(method: string, asOf: unknown): number {
-  if (typeof asOf !== "number" && !(asOf instanceof Date)) {
-    throw new TypeError(`${method}: asOf must be epoch milliseconds or a Date, got ${describeValue(asOf)}`);
-  }
-  const t = typeof asOf === "number" ? asOf : asOf.getTime();
-  // The range a Date can hold (±8.64e15 ms); NaN is what `new Date("bogus")` holds.
-  if (!Number.isFinite(t) || Math.abs(t) > 8.64e15) {
-    throw new RangeError(`${method}: asOf is not a valid time (${asOf instanceof Date ? "an invalid Date" : String(asOf)})`);
-  }
-  return t;
-}
-
-function describeValue(v: unknown): string {
-  if (v === null) return "null";
-  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + "…" : v)}`;
-  return typeof v === "object" ? (v.constructor?.name ?? "an object") : typeof v;
-}
-
-/** Fields for a one-line run summary. */
-export function summaryFields(s: PipelineStats): Record<string, unknown> {
-  const quarantined = Object.fromEntries(Object.entries(s.quarantined).filter(([, n]) => n > 0));
-  return {
-    bronze: s.bronze,
-    redelivered: s.redelivered,
-    silver: s.silver,
-    duplicates: s.duplicates,
-    quarantined,
-    elapsedMs: s.elapsedMs,
-  };
 }
 
 /**
