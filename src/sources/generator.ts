@@ -58,8 +58,8 @@ export interface GeneratedMessage {
   readonly expect: Expectation;
 }
 
-/** mulberry32: small, fast, good enough for workloads. */
-function prng(seed: number): () => number {
+/** mulberry32: small, fast, good enough for workloads; the same numbers for the same seed. */
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
