@@ -143,7 +143,7 @@ export const GOLD_MIGRATIONS: readonly string[] = [
     total INTEGER NOT NULL,
     lo REAL,
     hi REAL,
-    PRIMARY KEY (feature, customer_id, day)
+    PRIMARY KEY (customer_id, day, feature)
   ) WITHOUT ROWID;
   CREATE TABLE feature_defs (
     name TEXT PRIMARY KEY,
@@ -229,7 +229,7 @@ export class GoldStore {
     );
     this.upsertFeature = db.prepare(
       `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (feature, customer_id, day) DO UPDATE SET
+       ON CONFLICT (customer_id, day, feature) DO UPDATE SET
          n = n + excluded.n,
          total = total + excluded.total,
          lo = min(coalesce(lo, excluded.lo), coalesce(excluded.lo, lo)),
