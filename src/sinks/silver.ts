@@ -4,11 +4,10 @@
  * bronze position silver has applied.
  */
 import type { Statement } from "better-sqlite3";
-import type { Accepted, Entity, Staged, ValidRecord } from "../types.js";
+import { ENTITIES, type Accepted, type Entity, type Staged, type ValidRecord } from "../types.js";
 import type { SilverCommit } from "../operators/aggregate.js";
 import { CHECKPOINT_TABLE, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
 import { CheckpointError } from "../errors.js";
-import { entityLabel } from "./metrics.js";
 
 export const SILVER_MIGRATIONS: readonly string[] = [
   `
@@ -78,6 +77,10 @@ export const SILVER_MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   `,
 ];
+
+const OURS: ReadonlySet<string> = new Set(ENTITIES);
+/** The entity a quarantine count is kept under: ours, or `unknown` (bounded, like the metric label). */
+const entityLabel = (entity: string): string => (OURS.has(entity) ? entity : "unknown");
 
 /** A staged record together with the bronze sequence it was committed under. */
 export interface Committed {
