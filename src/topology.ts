@@ -35,7 +35,7 @@ import type { JetStreamSource } from "./sources/jetstream.js";
 import { openSource, type SourceSpec } from "./sources/factory.js";
 import { silentLogger, type Logger } from "./log.js";
 import { CheckpointError } from "./errors.js";
-import { openCommitter, type Committer } from "./sinks/committer.js";
+import { openCommitter, type Committer } from "./runtime/committer.js";
 import { WriterLock } from "./runtime/writer-lock.js";
 import { CommitGate } from "./runtime/commit-gate.js";
 import { SegmentCache } from "./runtime/segments.js";
@@ -44,7 +44,7 @@ import { recoverLayers } from "./runtime/recovery.js";
 import { CommitCredit } from "./runtime/commit-credit.js";
 import { FeatureService, type FeatureLookups } from "./serving/features.js";
 import { customFeaturesOf, type CustomFeature } from "./model/features.js";
-import { NO_FAULTS, type Faults } from "./sinks/writer.js";
+import { NO_FAULTS, type Faults } from "./runtime/faults.js";
 
 export type { SourceSpec } from "./sources/factory.js";
 export type { PipelineStats } from "./runtime/stats.js";
@@ -84,7 +84,7 @@ export interface TopologyOptions {
   readonly faults?: Faults;
 }
 
-export { CRASH_POINTS, type CrashPoint } from "./sinks/writer.js";
+export { CRASH_POINTS, type CrashPoint } from "./runtime/faults.js";
 
 /**
  * Batches handed to the committer and not yet through gold, at most. Enough to keep the commit

@@ -9,7 +9,7 @@ import type { SilverStore } from "../sinks/silver.js";
 import type { GoldStore } from "../sinks/gold.js";
 import { aggregateBatch } from "../operators/aggregate.js";
 import type { CustomFeature } from "../model/features.js";
-import { summarizeSilver, type SilverSummary } from "../sinks/writer.js";
+import { summarizeSilver, type SilverSummary } from "./layer-writer.js";
 import type { Logger } from "../log.js";
 
 export interface RecoveryContext {

@@ -7,7 +7,7 @@ import { BehaviorSubject, type Observable } from "rxjs";
 import type { Entity, Reason } from "../types.js";
 import { ENTITIES, REASONS } from "../types.js";
 import type { PipelineMetrics } from "../sinks/metrics.js";
-import type { SilverSummary } from "../sinks/writer.js";
+import type { SilverSummary } from "./layer-writer.js";
 import type { Logger } from "../log.js";
 
 /** Counts for the current run, emitted after every commit. */

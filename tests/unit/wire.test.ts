@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeBatch, encodeBatch } from "../../src/sinks/committer.js";
+import { decodeBatch, encodeBatch } from "../../src/runtime/committer.js";
 import type { Staged } from "../../src/types.js";
 import { sourceMessage } from "./fixtures.js";
 

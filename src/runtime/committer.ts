@@ -7,8 +7,9 @@
 import { Worker } from "node:worker_threads";
 import type { Staged } from "../types.js";
 import { CheckpointError, StorageError } from "../errors.js";
-import { layerPath, type StorageOptions } from "./database.js";
-import { LayerWriter, type CommitReports, type Faults, type WireRecord } from "./writer.js";
+import { layerPath, type StorageOptions } from "../sinks/database.js";
+import { LayerWriter, type CommitReports, type WireRecord } from "./layer-writer.js";
+import type { Faults } from "./faults.js";
 import type { CustomFeature } from "../model/features.js";
 
 export type CommitThread = "worker" | "inline";
@@ -152,7 +153,7 @@ export function decodeBatch(wire: WireBatch): WireRecord[] {
  */
 function workerUrl(name: "commit-worker" | "checkpoint-worker"): URL {
   const here = new URL(import.meta.url);
-  if (here.pathname.endsWith(".ts")) return new URL(`../../dist/src/sinks/${name}.js`, here);
+  if (here.pathname.endsWith(".ts")) return new URL(`../../dist/src/runtime/${name}.js`, here);
   return new URL(`./${name}.js`, here);
 }
 

@@ -3,8 +3,9 @@
  * {@link LayerWriter} on each batch the topology hands over, reporting each commit back.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import type { StorageOptions } from "./database.js";
-import { LayerWriter, type Faults } from "./writer.js";
+import type { StorageOptions } from "../sinks/database.js";
+import { LayerWriter } from "./layer-writer.js";
+import type { Faults } from "./faults.js";
 import type { CustomFeature } from "../model/features.js";
 import { decodeBatch, serializeError, type WorkerReply, type WorkerRequest } from "./committer.js";
 
