@@ -27,7 +27,7 @@ import { BRONZE_MIGRATIONS, BronzeStore } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS, SilverStore } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS, GoldStore } from "./sinks/gold.js";
 import { SMALL_CACHE_KIB, derivedLayerStorage, preflight } from "./sinks/database.js";
-import { PipelineMetrics, entityLabel } from "./sinks/metrics.js";
+import { PipelineMetrics, entityLabel } from "./observability/metrics.js";
 import { startHttpServer, type HttpListen } from "./http.js";
 import type { Server } from "node:http";
 import { accessSync, constants as fsConstants } from "node:fs";

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateWorkload } from "../src/sources/generator.js";
-import { METRIC_NAMES } from "../src/sinks/metrics.js";
+import { METRIC_NAMES } from "../src/observability/metrics.js";
 import { freePort, startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli, startCli, type CliResult } from "./helpers/cli.js";
 import { publishToStream } from "./helpers/stream.js";

@@ -6,7 +6,7 @@
 import { BehaviorSubject, type Observable } from "rxjs";
 import type { Entity, Reason } from "../types.js";
 import { ENTITIES, REASONS } from "../types.js";
-import type { PipelineMetrics } from "../sinks/metrics.js";
+import type { PipelineMetrics } from "../observability/metrics.js";
 import type { SilverSummary } from "./layer-writer.js";
 import type { Logger } from "../log.js";
 
