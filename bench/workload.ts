@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 import { pack, Unpackr } from "msgpackr";
 import { generateWorkload, type GeneratorOptions } from "../src/sources/generator.js";
-import { publishAll, type OutgoingMessage } from "../src/sinks/publisher.js";
+import { publishAll, type OutgoingMessage } from "../src/producers/publisher.js";
 import { isJsonPayload } from "../src/operators/decode.js";
 
 /** A stream the bench owns: its name and the subject prefix it captures (`<prefix>.>`). */

@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import { parse as parseCsv } from "csv-parse/sync";
 import { connect } from "@nats-io/transport-node";
 import { generateWorkload } from "../src/sources/generator.js";
-import { publishAll } from "../src/sinks/publisher.js";
+import { publishAll } from "../src/producers/publisher.js";
 import { ensureStream } from "../src/sources/jetstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer } from "../src/testing/nats-server.js";

@@ -16,7 +16,7 @@ export { generateWorkload, generatorSource } from "./sources/generator.js";
 export type { GeneratorOptions, GeneratedMessage, Expectation } from "./sources/generator.js";
 export { filesSource, fileMessages } from "./sources/files.js";
 export { JetStreamSource, connectWithRetry, ensureStream } from "./sources/jetstream.js";
-export { publishAll, recordMessage, msgIdFor } from "./sinks/publisher.js";
+export { publishAll, recordMessage, msgIdFor } from "./producers/publisher.js";
 export { decode, decodeMessage, decodeStage } from "./operators/decode.js";
 export { validate, validateRecord, validateStage, CONTRACT } from "./operators/validate.js";
 export { dedupe, dedupeRecord, dedupeStage, DedupeWindow } from "./operators/dedupe.js";

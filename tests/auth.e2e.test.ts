@@ -20,7 +20,7 @@ import { loadConfig } from "../src/config.js";
 import { ConfigError } from "../src/errors.js";
 import { silentLogger } from "../src/log.js";
 import { connectWithRetry } from "../src/sources/nats-connection.js";
-import { publishAll, recordMessage } from "../src/sinks/publisher.js";
+import { publishAll, recordMessage } from "../src/producers/publisher.js";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli, type CliResult } from "./helpers/cli.js";
 import { tempDirs } from "./helpers/tmp.js";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { generateWorkload } from "../src/sources/generator.js";
-import { publishAll } from "../src/sinks/publisher.js";
+import { publishAll } from "../src/producers/publisher.js";
 import { CRASH_POINTS } from "../src/topology.js";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli, startCli } from "./helpers/cli.js";

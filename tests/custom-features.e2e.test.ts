@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "csv-parse/sync";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
-import { recordMessage, type OutgoingMessage } from "../src/sinks/publisher.js";
+import { recordMessage, type OutgoingMessage } from "../src/producers/publisher.js";
 import { createTopology } from "../src/topology.js";
 import { DEFAULT_RATES } from "../src/config.js";
 import { runCli, startCli } from "./helpers/cli.js";

@@ -102,7 +102,7 @@ describe("tributary run with HTTP endpoints", () => {
   it("reflects new data in /features after the next gold commit", async () => {
     const before = JSON.parse((await get("/features/1000001?as_of=2027-01-01")).body);
     const tx = { transaction_id: "late-http-1", customer_id: "1000001", amount: 100, currency: "USD", transaction_date: "2026-01-10T00:00:00Z" };
-    const { recordMessage } = await import("../src/sinks/publisher.js");
+    const { recordMessage } = await import("../src/producers/publisher.js");
     await publishToStream(server.url, [recordMessage("transactions", tx)]);
     await waitUntil(async () => JSON.parse((await get("/features/1000001?as_of=2027-01-01")).body).purchase_frequency === before.purchase_frequency + 1);
     const after = JSON.parse((await get("/features/1000001?as_of=2027-01-01")).body);

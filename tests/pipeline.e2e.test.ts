@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { generateWorkload, type GeneratedMessage } from "../src/sources/generator.js";
-import { publishAll } from "../src/sinks/publisher.js";
+import { publishAll } from "../src/producers/publisher.js";
 import { DEFAULT_RATES } from "../src/config.js";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli } from "./helpers/cli.js";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
-import { recordMessage, type OutgoingMessage } from "../src/sinks/publisher.js";
+import { recordMessage, type OutgoingMessage } from "../src/producers/publisher.js";
 import { runCli } from "./helpers/cli.js";
 import { publishToStream } from "./helpers/stream.js";
 import { tempDirs } from "./helpers/tmp.js";

@@ -10,7 +10,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
-import { recordMessage, type OutgoingMessage } from "../src/sinks/publisher.js";
+import { recordMessage, type OutgoingMessage } from "../src/producers/publisher.js";
 import { runCli, startCli, type CliResult } from "./helpers/cli.js";
 import { publishToStream } from "./helpers/stream.js";
 import { tempDirs } from "./helpers/tmp.js";

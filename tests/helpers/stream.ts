@@ -1,7 +1,7 @@
 /** Publishing test workloads into a real JetStream stream, and reading consumer state. */
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager, type ConsumerInfo } from "@nats-io/jetstream";
-import { publishAll, type OutgoingMessage } from "../../src/sinks/publisher.js";
+import { publishAll, type OutgoingMessage } from "../../src/producers/publisher.js";
 
 export async function publishToStream(url: string, messages: Iterable<OutgoingMessage>, stream = "TRIBUTARY"): Promise<number> {
   const nc = await connect({ servers: url });
