@@ -20,7 +20,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { connect } from "@nats-io/transport-node";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { parseConfig, readConfigFile, type ConfigInput } from "../src/config.js";
-import { RECOMMENDED_NODE_FLAGS } from "../src/runtime.js";
+import { RECOMMENDED_NODE_FLAGS } from "../src/runtime/node-flags.js";
 import { benchStream, deleteStream, preload, type BenchStream } from "./workload.js";
 import { runWorker } from "./child.js";
 import type { PhaseResult } from "./ceiling.js";

@@ -29,5 +29,5 @@ export { entitySchema, contractSchemas, SCHEMA_LIMITATIONS } from "./model/schem
 export { aggregate, aggregateBatch, rollUpCustomers } from "./operators/aggregate.js";
 export { batchForCommit } from "./operators/batch.js";
 export { ConfigError, StorageError, NoDataError, CheckpointError, SourceError, HttpListenError, StreamMismatchError, DataDirLockedError, NatsUnreachableError } from "./errors.js";
-export { RECOMMENDED_NODE_FLAGS } from "./runtime.js";
+export { RECOMMENDED_NODE_FLAGS } from "./runtime/node-flags.js";
 export * from "./types.js";

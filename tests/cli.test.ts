@@ -140,7 +140,7 @@ describe("the tributary bin", () => {
   it("is executable and starts Node with the recommended flags, as `npx tributary` runs it", async () => {
     const { execFileSync } = await import("node:child_process");
     const { readFileSync, statSync } = await import("node:fs");
-    const { RECOMMENDED_NODE_FLAGS } = await import("../src/runtime.js");
+    const { RECOMMENDED_NODE_FLAGS } = await import("../src/runtime/node-flags.js");
     const pkg = JSON.parse(readFileSync(fileURLToPath(new URL("../package.json", import.meta.url)), "utf8"));
     const bin = fileURLToPath(new URL(`../${pkg.bin.tributary}`, import.meta.url));
     expect(statSync(bin).mode & 0o111, "the build must mark the bin executable").not.toBe(0);
