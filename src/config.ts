@@ -9,7 +9,8 @@ import { ConfigError } from "./errors.js";
 import { parseTimestamp } from "./timestamps.js";
 import { DECODE_DEFAULTS } from "./operators/decode.js";
 import { VALIDATE_DEFAULTS } from "./operators/validate.js";
-import { AGGREGATES, checkCustomFeatures } from "./model/features.js";
+import { AGGREGATES, FEATURE_SOURCES, checkCustomFeatures, featureSources, type SourceEntity } from "./model/features.js";
+import { BUILTIN_ENTITIES, type EntityDefinition } from "./model/entities.js";
 
 /** Each duration unit with its spellings, smallest first: `500ms`, `30 seconds`, `1.5h`, `7 days`, `2w`. */
 const DURATION_UNITS: readonly (readonly [ms: number, names: readonly string[]])[] = [
@@ -216,7 +217,7 @@ export const configSchema = z
       .prefault({})
       .superRefine((f, ctx) => {
         const defs = f.custom.map((c) => ({ ...c, windowDays: c.window === undefined ? undefined : c.window / 86_400_000 }));
-        for (const [path, message] of checkCustomFeatures(defs)) ctx.addIssue({ code: "custom", path: ["custom", ...path], message });
+        for (const [path, message] of checkCustomFeatures(defs, featureSourcesInScope)) ctx.addIssue({ code: "custom", path: ["custom", ...path], message });
       }),
     http: z
       .strictObject({
@@ -268,9 +269,25 @@ export type ConfigInput = z.input<typeof configSchema>;
  * Validates a plain object as configuration, applying defaults. Throws one {@link ConfigError}
  * listing every problem (`problems`, and the message one per line), each naming its key path.
  */
-export function parseConfig(input: unknown): Config {
-  return parseWithSources(input ?? {}, () => undefined);
+export function parseConfig(input: unknown, options: ParseOptions = {}): Config {
+  if (options.entities === undefined || options.entities === BUILTIN_ENTITIES) return parseWithSources(input ?? {}, () => undefined);
+  // The schema is static; the entities custom features may read are in scope for this (synchronous) parse only.
+  const saved = featureSourcesInScope;
+  featureSourcesInScope = featureSources(options.entities);
+  try {
+    return parseWithSources(input ?? {}, () => undefined);
+  } finally {
+    featureSourcesInScope = saved;
+  }
 }
+
+export interface ParseOptions {
+  /** The entities `features.custom[].from` may name: the built-in ones and an embedder's (`resolveEntities`). */
+  readonly entities?: readonly EntityDefinition[];
+}
+
+/** What `features.custom` is checked against during a parse (see {@link parseConfig}). */
+let featureSourcesInScope: Readonly<Record<string, SourceEntity>> = FEATURE_SOURCES;
 
 /** The environment variable a key's value came from, if it did. */
 type SourceOf = (path: readonly PropertyKey[]) => string | undefined;

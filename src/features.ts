@@ -45,6 +45,8 @@ interface Window {
   all: Totals;
   /** Records in [T − 30 days, T). */
   recent: Totals;
+  /** Gold holds a day of this customer before T (an added entity's records leave the built-in totals at zero). */
+  seen?: boolean;
 }
 
 const round = (x: number, digits: number) => {
@@ -136,6 +138,7 @@ export class FeatureReader {
       if (one) params.push(customerId);
       for (const row of this.gold.prepare(sql).iterate(...params) as Iterable<Totals & { customer_id: string; recent: number }>) {
         const w = get(row.customer_id);
+        w.seen = true;
         mergeTotals(w.all, row);
         if (row.recent) mergeTotals(w.recent, row);
       }
@@ -158,7 +161,9 @@ export class FeatureReader {
     for (const p of profiles) segments.set(p.customer_id, { segment: p.customer_segment, registration: p.registration_at });
 
     const ids = new Set<string>();
-    for (const [id, w] of byCustomer) if (hasAny(w.all)) ids.add(id);
+    for (const [id, w] of byCustomer) if (w.seen || hasAny(w.all)) ids.add(id);
+    // Today's records of an added entity are only in its features' buckets.
+    for (const buckets of custom) for (const [id, b] of buckets) if (b.n > 0) ids.add(id);
     for (const [id, p] of segments) if (p.registration === null || p.registration < T) ids.add(id);
 
     const rows: FeatureRow[] = [];

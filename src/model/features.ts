@@ -7,6 +7,7 @@
  * output, `/features/<id>` and `features --describe` all derive from these values.
  */
 import { createHash } from "node:crypto";
+import { BUILTIN_ENTITIES, columnOf, eventTimeColumn, fieldNamed, keyOf, type EntityDefinition } from "./entities.js";
 
 /** How a feature's value reads. */
 export type FeatureType = "text" | "integer" | "decimal" | "money" | "timestamp";
@@ -62,13 +63,18 @@ export type Aggregate = (typeof AGGREGATES)[number];
  */
 export type FieldKind = "money" | "duration" | "time" | "category";
 
-/** A field a custom feature can aggregate or filter on, and where silver keeps it. */
+/**
+ * A field a custom feature can aggregate or filter on, and where silver keeps it. Plain data, so a
+ * compiled feature crosses the commit thread as it is.
+ */
 export interface SourceField {
   readonly kind: FieldKind;
   /** The SQL expression over the entity's silver table. */
   readonly sql: string;
-  /** The same value from a validated, enriched record (see `ValidRecord`). */
-  readonly value: (r: Record<string, unknown>) => number | string;
+  /** The record property holding the value; for a duration, the end (minus `start`). */
+  readonly key: string;
+  /** For a duration: the record property of its start. */
+  readonly start?: string;
 }
 
 /** An entity custom features can aggregate: its silver table, event time, and fields. */
@@ -79,48 +85,39 @@ export interface SourceEntity {
   readonly fields: Readonly<Record<string, SourceField>>;
 }
 
-const f = (kind: FieldKind, sql: string, value: (r: Record<string, unknown>) => number | string): SourceField => ({ kind, sql, value });
+/** A field's value in a validated, enriched record (see `ValidRecord`). */
+export function fieldValue(field: SourceField, r: Record<string, unknown>): number | string {
+  return field.start === undefined ? (r[field.key] as number | string) : (r[field.key] as number) - (r[field.start] as number);
+}
 
-/** The event entities, as custom features see them. Field names are the data contract's. */
-export const FEATURE_SOURCES: Readonly<Record<string, SourceEntity>> = {
-  transactions: {
-    table: "transactions",
-    eventTime: "transaction_at",
-    fields: {
-      amount: f("money", "amount", (r) => r.amount as number),
-      amount_base: f("money", "amount_base", (r) => r.amount_base as number),
-      transaction_date: f("time", "transaction_at", (r) => r.eventAt as number),
-      currency: f("category", "currency", (r) => r.currency as string),
-      customer_segment: f("category", "customer_segment", (r) => r.customer_segment as string),
-    },
-  },
-  sessions: {
-    table: "sessions",
-    eventTime: "session_start_at",
-    fields: {
-      session_start: f("time", "session_start_at", (r) => r.eventAt as number),
-      session_end: f("time", "session_end_at", (r) => r.session_end_at as number),
-      duration: f("duration", "(session_end_at - session_start_at)", (r) => (r.session_end_at as number) - (r.eventAt as number)),
-      device_type: f("category", "device_type", (r) => r.device_type as string),
-    },
-  },
-  interactions: {
-    table: "interactions",
-    eventTime: "interaction_at",
-    fields: {
-      interaction_date: f("time", "interaction_at", (r) => r.eventAt as number),
-      interaction_type: f("category", "interaction_type", (r) => r.interaction_type as string),
-    },
-  },
-  events: {
-    table: "events",
-    eventTime: "event_at",
-    fields: {
-      event_timestamp: f("time", "event_at", (r) => r.eventAt as number),
-      event_type: f("category", "event_type", (r) => r.event_type as string),
-    },
-  },
-};
+/**
+ * What custom features can read from an event entity, derived from its definition: timestamps as
+ * times, amounts and base amounts as money, texts, currencies and segments as categories, and its
+ * computed durations. Ids are neither aggregated nor filtered on.
+ */
+export function sourceOf(e: EntityDefinition): SourceEntity {
+  const fields: Record<string, SourceField> = {};
+  const KIND: Partial<Record<string, FieldKind>> = { timestamp: "time", amount: "money", text: "category", currency: "category" };
+  for (const x of e.fields) {
+    const kind = KIND[x.kind];
+    if (kind !== undefined) fields[x.name] = { kind, sql: columnOf(x), key: keyOf(e, x) };
+  }
+  for (const d of e.derived ?? []) fields[d.column] = { kind: d.derive === "segment" ? "category" : "money", sql: d.column, key: d.column };
+  for (const c of e.computed ?? []) {
+    const end = fieldNamed(e, c.end)!;
+    const start = fieldNamed(e, c.start)!;
+    fields[c.name] = { kind: "duration", sql: `(${columnOf(end)} - ${columnOf(start)})`, key: keyOf(e, end), start: keyOf(e, start) };
+  }
+  return { table: e.name, eventTime: eventTimeColumn(e), fields };
+}
+
+/** The sources of a set of entities: every event entity (profiles are not aggregated). */
+export function featureSources(entities: readonly EntityDefinition[]): Readonly<Record<string, SourceEntity>> {
+  return Object.fromEntries(entities.filter((e) => e.keep === "first").map((e) => [e.name, sourceOf(e)]));
+}
+
+/** The built-in event entities, as custom features see them. Field names are the data contract's. */
+export const FEATURE_SOURCES: Readonly<Record<string, SourceEntity>> = featureSources(BUILTIN_ENTITIES);
 
 /** A custom feature as the config declares it (`features.custom[]`). */
 export interface CustomFeatureInput {
@@ -134,10 +131,12 @@ export interface CustomFeatureInput {
   readonly description?: string;
 }
 
-/** A custom feature ready to compute: its definition, resolved fields, and a hash of both. */
+/** A custom feature ready to compute: its definition, resolved source, and a hash of both. */
 export interface CustomFeature extends CustomFeatureInput {
   /** sha256 of the definition: gold records it, so a changed definition is never served stale. */
   readonly hash: string;
+  /** Where its records are: the entity's silver table, event time and fields. */
+  readonly source: SourceEntity;
 }
 
 /** How a stored sum becomes the value (money in millionths, durations and times in ms). */
@@ -146,8 +145,8 @@ export function storedUnits(kind: FieldKind): number {
 }
 
 /** The field a feature aggregates (null for `count`). */
-export function fieldOf(feature: CustomFeatureInput): SourceField | null {
-  return feature.field === undefined ? null : FEATURE_SOURCES[feature.from]!.fields[feature.field]!;
+export function fieldOf(feature: CustomFeature): SourceField | null {
+  return feature.field === undefined ? null : feature.source.fields[feature.field]!;
 }
 
 /** The stable hash of a definition (its computing keys only, not its description). */
@@ -161,15 +160,18 @@ export function definitionHash(d: CustomFeatureInput): string {
  * Checks custom definitions against the sources and the built-in names. Returns each problem as
  * `[path, message]` (path relative to `features.custom`), so config errors can name the key.
  */
-export function checkCustomFeatures(defs: readonly CustomFeatureInput[]): [path: (string | number)[], message: string][] {
+export function checkCustomFeatures(
+  defs: readonly CustomFeatureInput[],
+  sources: Readonly<Record<string, SourceEntity>> = FEATURE_SOURCES,
+): [path: (string | number)[], message: string][] {
   const problems: [(string | number)[], string][] = [];
   const names = new Set(BUILTIN_FEATURES.map((x) => x.name));
   defs.forEach((d, i) => {
     if (names.has(d.name)) problems.push([[i, "name"], `"${d.name}" is already a feature name`]);
     names.add(d.name);
-    const source = Object.hasOwn(FEATURE_SOURCES, d.from) ? FEATURE_SOURCES[d.from] : undefined;
+    const source = Object.hasOwn(sources, d.from) ? sources[d.from] : undefined;
     if (!source) {
-      problems.push([[i, "from"], `unknown entity "${d.from}"; expected one of ${Object.keys(FEATURE_SOURCES).join(", ")}`]);
+      problems.push([[i, "from"], `unknown entity "${d.from}"; expected one of ${Object.keys(sources).join(", ")}`]);
       return;
     }
     const fields = Object.keys(source.fields);
@@ -199,19 +201,30 @@ export function checkCustomFeatures(defs: readonly CustomFeatureInput[]): [path:
 /** The custom features of a parsed config (`features.custom`, windows in ms), ready to compute. */
 export function customFeaturesOf(
   defs: readonly { name: string; from: string; aggregate: Aggregate; field?: string; where?: Record<string, string>; window?: number; description?: string }[],
+  entities: readonly EntityDefinition[] = BUILTIN_ENTITIES,
 ): CustomFeature[] {
   return compileCustomFeatures(
     defs.map(({ window, ...d }) => (window === undefined ? d : { ...d, windowDays: window / 86_400_000 })),
+    entities,
   );
 }
 
-/** Resolves checked definitions into computable features. */
-export function compileCustomFeatures(defs: readonly CustomFeatureInput[]): CustomFeature[] {
-  return defs.map((d) => ({ ...d, hash: definitionHash(d) }));
+/**
+ * Resolves definitions into computable features against the entities. Throws a TypeError naming
+ * the first problem (the config reports them all, with their key paths, before this runs).
+ */
+export function compileCustomFeatures(defs: readonly CustomFeatureInput[], entities: readonly EntityDefinition[] = BUILTIN_ENTITIES): CustomFeature[] {
+  const sources = entities === BUILTIN_ENTITIES ? FEATURE_SOURCES : featureSources(entities);
+  const problems = checkCustomFeatures(defs, sources);
+  if (problems.length > 0) {
+    const [path, message] = problems[0]!;
+    throw new TypeError(`features.custom${path.map((p) => (typeof p === "number" ? `[${p}]` : `.${p}`)).join("")}: ${message}`);
+  }
+  return defs.map((d) => ({ ...d, hash: definitionHash(d), source: sources[d.from]! }));
 }
 
 /** How a custom feature's value reads (`features --describe`). */
-export function describeCustom(d: CustomFeatureInput): FeatureDescription {
+export function describeCustom(d: CustomFeature): FeatureDescription {
   const field = fieldOf(d);
   const kind = field?.kind;
   const type: FeatureType =

@@ -1,12 +1,11 @@
 /**
  * The data contract as JSON Schema (draft 2020-12), generated from the same contract the
- * validator applies (`CONTRACT` and the limits), so producers can check records before they
+ * validator applies (the entity registry and the limits), so producers can check records before they
  * publish them. A static schema cannot say everything the validator checks; what it leaves out is
  * listed in {@link SCHEMA_LIMITATIONS}, and a test keeps the two in agreement on everything else.
  */
-import { CONTRACT, MAX_AMOUNT_MICROS } from "../operators/validate.js";
-import type { Entity } from "../types.js";
-import { ENTITIES } from "../types.js";
+import { MAX_AMOUNT_MICROS } from "../operators/validate.js";
+import { BUILTIN_ENTITIES, entityNamed, type EntityDefinition } from "./entities.js";
 
 export interface SchemaOptions {
   /** The rates table: a currency outside it is `unknown_currency`. */
@@ -76,12 +75,13 @@ function fieldSchema(kind: string, required: boolean, o: SchemaOptions): Json {
  * entitySchema("transactions", { rates: { USD: 1 }, minEventTime: 0, maxIdLength: 256, maxTextLength: 1024 }).required
  * // ["transaction_id", "customer_id", "amount", "currency", "transaction_date"]
  */
-export function entitySchema(entity: Entity, o: SchemaOptions): Json {
-  const contract = CONTRACT[entity];
+export function entitySchema(entity: string | EntityDefinition, o: SchemaOptions): Json {
+  const def = typeof entity === "string" ? entityNamed(BUILTIN_ENTITIES, entity) : entity;
+  if (def === undefined) throw new TypeError(`unknown entity "${String(entity)}"`);
   const properties: Json = {};
   const required: string[] = [];
-  for (const f of contract.fields) {
-    const isRequired = f.fallback === undefined;
+  for (const f of def.fields) {
+    const isRequired = f.optional === undefined;
     const s = fieldSchema(f.kind, isRequired, o);
     if (isRequired) {
       required.push(f.name);
@@ -89,15 +89,15 @@ export function entitySchema(entity: Entity, o: SchemaOptions): Json {
     } else {
       properties[f.name] = {
         anyOf: [{ type: "null" }, s],
-        ...(f.fallback !== null ? { default: f.fallback } : {}),
+        ...(f.optional!.default !== null ? { default: f.optional!.default } : {}),
       };
     }
   }
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",
-    $id: `urn:tributary:entity:${entity}`,
-    title: entity,
-    description: `A ${entity} record as tributary's data contract accepts it; the event time is ${contract.eventTime}. Publish on tributary.${entity}.`,
+    $id: `urn:tributary:entity:${def.name}`,
+    title: def.name,
+    description: `A ${def.name} record as tributary's data contract accepts it; the event time is ${def.eventTime}. Publish on tributary.${def.name}.`,
     type: "object",
     required,
     properties,
@@ -105,7 +105,7 @@ export function entitySchema(entity: Entity, o: SchemaOptions): Json {
   };
 }
 
-/** Every entity's schema, keyed by entity. */
-export function contractSchemas(o: SchemaOptions): Record<Entity, Json> {
-  return Object.fromEntries(ENTITIES.map((e) => [e, entitySchema(e, o)])) as Record<Entity, Json>;
+/** Every entity's schema, keyed by entity (the built-in five unless given). */
+export function contractSchemas(o: SchemaOptions, entities: readonly EntityDefinition[] = BUILTIN_ENTITIES): Record<string, Json> {
+  return Object.fromEntries(entities.map((e) => [e.name, entitySchema(e, o)]));
 }

@@ -1,7 +1,7 @@
 import { map, type OperatorFunction } from "rxjs";
 import type { Accepted, ValidRecord } from "../types.js";
 import { dayOf } from "../timestamps.js";
-import { fieldOf, storedUnits, type CustomFeature } from "../model/features.js";
+import { fieldOf, fieldValue, storedUnits, type CustomFeature } from "../model/features.js";
 
 /**
  * Additive per-customer totals. Every field merges by sum, min or max, so applying deltas in any
@@ -153,7 +153,7 @@ function addToFeature(features: Map<string, FeatureDayDelta>, c: CustomFeature, 
   b.n += 1;
   const field = fieldOf(c);
   if (field === null) return;
-  const v = field.value(r as unknown as Record<string, unknown>) as number;
+  const v = fieldValue(field, r as unknown as Record<string, unknown>) as number;
   b.total += field.kind === "money" ? Math.round(v * storedUnits("money")) : v;
   b.lo = b.lo === null ? v : Math.min(b.lo, v);
   b.hi = b.hi === null ? v : Math.max(b.hi, v);

@@ -3,6 +3,7 @@ import { toOperator, type Stage } from "./stage.js";
 import { Unpackr, type Options as UnpackrOptions } from "msgpackr";
 import type { SourceMessage, Staged } from "../types.js";
 import { ENTITIES } from "../types.js";
+import type { EntityDefinition } from "../model/entities.js";
 import { scanJson, scanMessagePack, type StructureLimits } from "./scan.js";
 
 export interface DecodeOptions {
@@ -12,6 +13,8 @@ export interface DecodeOptions {
   readonly maxDepth?: number;
   /** Map entries plus array elements in a payload, all depths together; more is `oversize`. */
   readonly maxFields?: number;
+  /** The entities a subject may name (see `model/entities.ts`); default the built-in five. */
+  readonly entities?: readonly EntityDefinition[];
 }
 
 /** The decode limits' defaults, which `limits.*` in the config documents and uses. */
@@ -23,6 +26,17 @@ export const DECODE_DEFAULTS = { maxPayloadBytes: 1_048_576, maxDepth: 32, maxFi
 const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: "auto" } as unknown as UnpackrOptions);
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const KNOWN_ENTITIES: ReadonlySet<string> = new Set(ENTITIES);
+const knownSets = new WeakMap<readonly EntityDefinition[], ReadonlySet<string>>();
+
+function knownEntities(entities: readonly EntityDefinition[] | undefined): ReadonlySet<string> {
+  if (entities === undefined) return KNOWN_ENTITIES;
+  let set = knownSets.get(entities);
+  if (set === undefined) {
+    set = new Set(entities.map((e) => e.name));
+    knownSets.set(entities, set);
+  }
+  return set;
+}
 const OPEN_BRACE = 0x7b;
 
 /** The entity a subject names: its second token (`tributary.transactions.eu` → `transactions`). */
@@ -54,7 +68,7 @@ export function isJsonPayload(data: Uint8Array, contentType: string | null): boo
  */
 export function decodeMessage(msg: SourceMessage, options: DecodeOptions): Staged {
   const entity = entityOf(msg.subject);
-  if (!KNOWN_ENTITIES.has(entity)) {
+  if (!knownEntities(options.entities).has(entity)) {
     return quarantined(msg, entity, "unknown_entity", `subject ${msg.subject} names no known entity`);
   }
   if (msg.data.length > options.maxPayloadBytes) {

@@ -1,6 +1,7 @@
 import type { OperatorFunction } from "rxjs";
 import { toOperator, type Stage } from "./stage.js";
 import type { Entity, Quarantine, Reason, Staged, ValidRecord } from "../types.js";
+import { BUILTIN_ENTITIES, CUSTOMER_FIELD, keyOf, type EntityDefinition, type EntityField, type FieldKind } from "../model/entities.js";
 import { formatTimestamp, parseTimestamp } from "../timestamps.js";
 import { toMicros } from "./aggregate.js";
 
@@ -15,6 +16,8 @@ export interface ValidateOptions {
   readonly maxIdLength?: number;
   /** Longest accepted text field, in characters (code points); default 1,024. Longer is `invalid_type`. */
   readonly maxTextLength?: number;
+  /** The entities to accept (the registry's built-in ones plus an embedder's); default the built-in five. */
+  readonly entities?: readonly EntityDefinition[];
 }
 
 /** The contract limits' defaults, which `limits.*` in the config documents and uses. */
@@ -33,7 +36,7 @@ export const VALIDATE_DEFAULTS = {
  */
 export const MAX_AMOUNT_MICROS = Number.MAX_SAFE_INTEGER;
 
-type FieldKind = "id" | "text" | "timestamp" | "amount" | "currency";
+/** A field as the validator checks it; derived from the entity registry (`model/entities.ts`). */
 interface FieldSpec {
   readonly name: string;
   readonly kind: FieldKind;
@@ -45,54 +48,64 @@ interface EntityContract {
   readonly eventTime: string;
 }
 
-const req = (name: string, kind: FieldKind): FieldSpec => ({ name, kind });
-const opt = (name: string, kind: FieldKind, fallback: string | null): FieldSpec => ({ name, kind, fallback });
+const specOf = (f: EntityField): FieldSpec => (f.optional ? { name: f.name, kind: f.kind, fallback: f.optional.default } : { name: f.name, kind: f.kind });
 
 /**
- * The data contract, one entry per entity: required fields first, then optional ones with their
- * defaults, in the order the README documents them. Checks run field by field in this order and
- * report the first failure.
+ * The built-in data contract, one entry per entity, derived from {@link BUILTIN_ENTITIES}:
+ * required fields first, then optional ones with their defaults, in the order the README
+ * documents them. Checks run field by field in this order and report the first failure.
  */
-export const CONTRACT: Readonly<Record<Entity, EntityContract>> = {
-  customers: {
-    fields: [
-      req("customer_id", "id"),
-      opt("name", "text", null),
-      opt("email", "text", null),
-      opt("registration_date", "timestamp", null),
-      opt("customer_segment", "text", "unknown"),
-    ],
-    eventTime: "registration_date",
-  },
-  transactions: {
-    fields: [
-      req("transaction_id", "id"),
-      req("customer_id", "id"),
-      req("amount", "amount"),
-      req("currency", "currency"),
-      req("transaction_date", "timestamp"),
-    ],
-    eventTime: "transaction_date",
-  },
-  interactions: {
-    fields: [req("interaction_id", "id"), req("customer_id", "id"), req("interaction_date", "timestamp"), req("interaction_type", "text")],
-    eventTime: "interaction_date",
-  },
-  events: {
-    fields: [req("event_id", "id"), req("customer_id", "id"), req("event_type", "text"), req("event_timestamp", "timestamp")],
-    eventTime: "event_timestamp",
-  },
-  sessions: {
-    fields: [
-      req("session_id", "id"),
-      req("customer_id", "id"),
-      req("session_start", "timestamp"),
-      req("session_end", "timestamp"),
-      opt("device_type", "text", "unknown"),
-    ],
-    eventTime: "session_start",
-  },
-};
+export const CONTRACT: Readonly<Record<Entity, EntityContract>> = Object.fromEntries(
+  BUILTIN_ENTITIES.map((e) => [e.name, { fields: e.fields.map(specOf), eventTime: e.eventTime }]),
+) as unknown as Record<Entity, EntityContract>;
+
+/** What validate does for one entity, compiled once from its definition. */
+interface Plan {
+  readonly def: EntityDefinition;
+  readonly fields: readonly FieldSpec[];
+  /** Fields copied into the record under their key (all but the id, customer_id and event time). */
+  readonly rest: readonly { readonly name: string; readonly key: string }[];
+  readonly amounts: readonly { readonly name: string; readonly currency: string }[];
+  readonly notBefore: readonly { readonly name: string; readonly other: string }[];
+  readonly timestamps: readonly string[];
+  readonly derived: readonly { readonly column: string; readonly initial: string | number }[];
+}
+
+const plans = new WeakMap<EntityDefinition, Plan>();
+
+function planOf(def: EntityDefinition): Plan {
+  let plan = plans.get(def);
+  if (plan !== undefined) return plan;
+  const rest: { name: string; key: string }[] = [];
+  for (const f of def.fields) {
+    const key = keyOf(def, f);
+    if (key !== "id" && key !== "customer_id" && key !== "eventAt") rest.push({ name: f.name, key });
+  }
+  plan = {
+    def,
+    fields: def.fields.map(specOf),
+    rest,
+    amounts: def.fields.filter((f) => f.kind === "amount" && f.currency !== undefined).map((f) => ({ name: f.name, currency: f.currency! })),
+    notBefore: def.fields.filter((f) => f.notBefore !== undefined).map((f) => ({ name: f.name, other: f.notBefore! })),
+    timestamps: def.fields.filter((f) => f.kind === "timestamp").map((f) => f.name),
+    // enrich fills these; until then a money value is NaN, so a record that skipped enrich cannot be summed unnoticed.
+    derived: (def.derived ?? []).map((d) => ({ column: d.column, initial: d.derive === "segment" ? "unknown" : Number.NaN })),
+  };
+  plans.set(def, plan);
+  return plan;
+}
+
+/** Per entity list, the plan of each entity by name. */
+const byName = new WeakMap<readonly EntityDefinition[], ReadonlyMap<string, Plan>>();
+
+function plansFor(entities: readonly EntityDefinition[]): ReadonlyMap<string, Plan> {
+  let m = byName.get(entities);
+  if (m === undefined) {
+    m = new Map(entities.map((e) => [e.name, planOf(e)]));
+    byName.set(entities, m);
+  }
+  return m;
+}
 
 const NUMERIC = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const CURRENCY = /^[A-Za-z]{3}$/;
@@ -223,8 +236,9 @@ function parseField(kind: FieldKind, v: unknown, limits: Limits): Parsed {
  */
 export function validateRecord(staged: Staged, options: ValidateOptions): Staged {
   if (staged.outcome.status !== "decoded") return staged;
-  const entity = staged.entity as Entity;
-  const contract = CONTRACT[entity];
+  const plan = plansFor(options.entities ?? BUILTIN_ENTITIES).get(staged.entity);
+  // decode quarantines unknown entities first; a stage of an embedder's may still rename one.
+  if (plan === undefined) return quarantine(staged, "unknown_entity", null, `no entity named ${staged.entity}`);
   const input = staged.outcome.fields;
   const limits: Limits = {
     minEventTime: options.minEventTime ?? VALIDATE_DEFAULTS.minEventTime,
@@ -232,7 +246,7 @@ export function validateRecord(staged: Staged, options: ValidateOptions): Staged
     maxTextLength: options.maxTextLength ?? VALIDATE_DEFAULTS.maxTextLength,
   };
   const values: Record<string, string | number | null> = {};
-  for (const spec of contract.fields) {
+  for (const spec of plan.fields) {
     const raw = Object.prototype.hasOwnProperty.call(input, spec.name) ? input[spec.name] : undefined;
     if (isBlank(raw)) {
       if (spec.fallback === undefined) return quarantine(staged, "missing_field", spec.name, `${spec.name} is required`);
@@ -243,77 +257,50 @@ export function validateRecord(staged: Staged, options: ValidateOptions): Staged
     if (!parsed.ok) return quarantine(staged, parsed.reason, spec.name, parsed.detail);
     values[spec.name] = parsed.value;
   }
-  if (entity === "transactions") {
-    const currency = values.currency as string;
+  for (const { name, currency: currencyField } of plan.amounts) {
+    const currency = values[currencyField] as string;
     if (!Object.hasOwn(options.rates, currency)) {
-      return quarantine(staged, "unknown_currency", "currency", `currency ${currency} is not in the rates table`);
+      return quarantine(staged, "unknown_currency", currencyField, `currency ${currency} is not in the rates table`);
     }
     // Gold sums millionths of the base currency as integers; past 2^53 they would round (or overflow).
-    const micros = toMicros((values.amount as number) * options.rates[currency]!);
+    const micros = toMicros((values[name] as number) * options.rates[currency]!);
     if (!(micros <= MAX_AMOUNT_MICROS)) {
       const largest = MAX_AMOUNT_MICROS / 1e6 / options.rates[currency]!;
-      return quarantine(staged, "invalid_range", "amount", `amount ${values.amount} ${currency} is above the largest accepted, about ${largest.toPrecision(16)} ${currency}`);
+      return quarantine(staged, "invalid_range", name, `${name} ${values[name]} ${currency} is above the largest accepted, about ${largest.toPrecision(16)} ${currency}`);
     }
   }
-  if (entity === "sessions" && (values.session_end as number) < (values.session_start as number)) {
-    return quarantine(staged, "invalid_range", "session_end", "session_end is before session_start");
+  for (const { name, other } of plan.notBefore) {
+    const t = values[name] as number | null;
+    const o = values[other] as number | null;
+    if (t !== null && o !== null && t < o) return quarantine(staged, "invalid_range", name, `${name} is before ${other}`);
   }
   // Every timestamp, not only the event time: a session's end feeds its duration, for one.
   const tolerance = options.futureToleranceMs ?? VALIDATE_DEFAULTS.futureToleranceMs;
   const latest = staged.msg.receivedAt + tolerance;
-  for (const spec of contract.fields) {
-    if (spec.kind !== "timestamp") continue;
-    const t = values[spec.name] as number | null;
+  for (const name of plan.timestamps) {
+    const t = values[name] as number | null;
     if (t !== null && t > latest) {
-      return quarantine(staged, "future_timestamp", spec.name, `${spec.name} is more than ${tolerance / 3_600_000} h after receipt`);
+      return quarantine(staged, "future_timestamp", name, `${name} is more than ${tolerance / 3_600_000} h after receipt`);
     }
   }
-  const eventAt = values[contract.eventTime] as number | null;
-  return { msg: staged.msg, entity, outcome: { status: "valid", record: toRecord(entity, values, eventAt) } };
+  return { msg: staged.msg, entity: staged.entity, outcome: { status: "valid", record: toRecord(plan, values) } };
 }
 
-function toRecord(entity: Entity, v: Record<string, string | number | null>, eventAt: number | null): ValidRecord {
-  const customer_id = v.customer_id as string;
-  switch (entity) {
-    case "customers":
-      return {
-        entity,
-        id: customer_id,
-        customer_id,
-        eventAt,
-        name: v.name as string | null,
-        email: v.email as string | null,
-        registration_at: eventAt,
-        customer_segment: v.customer_segment as string,
-      };
-    case "transactions":
-      return {
-        entity,
-        id: v.transaction_id as string,
-        customer_id,
-        eventAt: eventAt!,
-        amount: v.amount as number,
-        currency: v.currency as string,
-        amount_base: Number.NaN,
-        customer_segment: "unknown",
-      };
-    case "interactions":
-      return { entity, id: v.interaction_id as string, customer_id, eventAt: eventAt!, interaction_type: v.interaction_type as string };
-    case "events":
-      return { entity, id: v.event_id as string, customer_id, eventAt: eventAt!, event_type: v.event_type as string };
-    case "sessions":
-      return {
-        entity,
-        id: v.session_id as string,
-        customer_id,
-        eventAt: eventAt!,
-        session_end_at: v.session_end as number,
-        device_type: v.device_type as string,
-      };
-  }
+/** The typed record: entity, id, customer_id and event time first, then the other fields by key, then enrich's columns. */
+function toRecord(plan: Plan, v: Record<string, string | number | null>): ValidRecord {
+  const def = plan.def;
+  const r: Record<string, unknown> = {
+    entity: def.name,
+    id: v[def.id],
+    customer_id: v[CUSTOMER_FIELD],
+    eventAt: v[def.eventTime],
+  };
+  for (const { name, key } of plan.rest) r[key] = v[name];
+  for (const { column, initial } of plan.derived) r[column] = initial;
+  return r as unknown as ValidRecord;
 }
 
-function quarantine(staged: Staged, reason: Reason, field: string, detail: string): Staged {
+function quarantine(staged: Staged, reason: Reason, field: string | null, detail: string): Staged {
   const outcome: Quarantine = { status: "quarantined", reason, field, detail };
   return { msg: staged.msg, entity: staged.entity, outcome };
 }

@@ -7,7 +7,7 @@
 import type { Statement } from "better-sqlite3";
 import type { GoldDelta } from "../operators/aggregate.js";
 import { CHECKPOINT_TABLE, layerPath, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
-import { FEATURE_SOURCES, fieldOf, storedUnits, type CustomFeature } from "../model/features.js";
+import { fieldOf, storedUnits, type CustomFeature } from "../model/features.js";
 import { DAY_MS } from "../timestamps.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -169,7 +169,7 @@ function floorDay(column: string): string {
 
 /** The SQL a custom feature's buckets are computed with from its silver table. */
 export function featureSql(c: CustomFeature): { table: string; time: string; where: string; params: string[]; total: string; value: string } {
-  const source = FEATURE_SOURCES[c.from]!;
+  const source = c.source;
   const field = fieldOf(c);
   const keys = Object.keys(c.where ?? {});
   const value = field ? field.sql : "NULL";

@@ -4,7 +4,17 @@
  * bronze position silver has applied.
  */
 import type { Statement } from "better-sqlite3";
-import { ENTITIES, type Accepted, type Entity, type Staged, type ValidRecord } from "../types.js";
+import type { Accepted, Staged, ValidRecord } from "../types.js";
+import {
+  BUILTIN_ENTITIES,
+  CUSTOMER_FIELD,
+  columnOf,
+  eventTimeColumn,
+  fieldNamed,
+  silverColumns,
+  silverTableSql,
+  type EntityDefinition,
+} from "../model/entities.js";
 import type { SilverCommit } from "../operators/aggregate.js";
 import { CHECKPOINT_TABLE, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
 import { CheckpointError } from "../errors.js";
@@ -12,51 +22,7 @@ import { CheckpointError } from "../errors.js";
 export const SILVER_MIGRATIONS: readonly string[] = [
   `
   ${CHECKPOINT_TABLE}
-  CREATE TABLE customers (
-    customer_id TEXT PRIMARY KEY,
-    name TEXT,
-    email TEXT,
-    registration_at INTEGER,
-    customer_segment TEXT NOT NULL,
-    bronze_seq INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE TABLE transactions (
-    transaction_id TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    amount REAL NOT NULL,
-    currency TEXT NOT NULL,
-    amount_base REAL NOT NULL,
-    transaction_at INTEGER NOT NULL,
-    customer_segment TEXT NOT NULL,
-    bronze_seq INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE INDEX transactions_by_time ON transactions(transaction_at);
-  CREATE TABLE interactions (
-    interaction_id TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    interaction_type TEXT NOT NULL,
-    interaction_at INTEGER NOT NULL,
-    bronze_seq INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE INDEX interactions_by_time ON interactions(interaction_at);
-  CREATE TABLE events (
-    event_id TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    event_at INTEGER NOT NULL,
-    bronze_seq INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE INDEX events_by_time ON events(event_at);
-  CREATE TABLE sessions (
-    session_id TEXT PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    session_start_at INTEGER NOT NULL,
-    session_end_at INTEGER NOT NULL,
-    device_type TEXT NOT NULL,
-    bronze_seq INTEGER NOT NULL
-  ) WITHOUT ROWID;
-  CREATE INDEX sessions_by_time ON sessions(session_start_at);
-  CREATE TABLE quarantine (
+${BUILTIN_ENTITIES.map((e) => silverTableSql(e)).join("")}  CREATE TABLE quarantine (
     bronze_seq INTEGER PRIMARY KEY,
     entity TEXT NOT NULL,
     subject TEXT NOT NULL,
@@ -78,9 +44,63 @@ export const SILVER_MIGRATIONS: readonly string[] = [
   `,
 ];
 
-const OURS: ReadonlySet<string> = new Set(ENTITIES);
-/** The entity a quarantine count is kept under: ours, or `unknown` (bounded, like the metric label). */
-const entityLabel = (entity: string): string => (OURS.has(entity) ? entity : "unknown");
+/** Binds a record's columns (by key) and the bronze sequence to a prepared insert, without building an array. */
+function binder(stmt: Statement, keys: readonly string[]): (r: Record<string, unknown>, seq: number) => number {
+  const [a, b, c, d, e, f, g, h] = keys as [string, string, string, string, string, string, string, string];
+  switch (keys.length) {
+    case 3:
+      return (r, s) => stmt.run(r[a], r[b], r[c], s).changes;
+    case 4:
+      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], s).changes;
+    case 5:
+      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], s).changes;
+    case 6:
+      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], s).changes;
+    case 7:
+      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], r[g], s).changes;
+    case 8:
+      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], r[g], r[h], s).changes;
+    default:
+      return (r, s) => stmt.run(...keys.map((k) => r[k]), s).changes;
+  }
+}
+
+/** How one entity is written to and read back from silver, compiled from its definition. */
+interface EntityTable {
+  readonly def: EntityDefinition;
+  /** Writes a record; returns the rows changed (0 when an event's id is already there). */
+  readonly write: (r: Record<string, unknown>, bronzeSeq: number) => number;
+  /** Reads accepted records with bronze_seq in (after, upTo]. */
+  readonly select: Statement;
+  readonly toRecord: (row: Record<string, unknown>) => ValidRecord;
+}
+
+function entityTable(db: Database, def: EntityDefinition): EntityTable {
+  const cols = silverColumns(def);
+  const names = cols.map((c) => c.column);
+  const id = names[0]!;
+  const insert = `INSERT INTO ${def.name} (${names.join(", ")}, bronze_seq) VALUES (${names.map(() => "?").join(", ")}, ?)`;
+  const sql =
+    def.keep === "first"
+      ? `${insert} ON CONFLICT DO NOTHING`
+      : // A profile: the latest in stream order wins, whatever order silver applies them in.
+        `${insert} ON CONFLICT (${id}) DO UPDATE SET ${[...names.slice(1), "bronze_seq"].map((n) => `${n} = excluded.${n}`).join(", ")}
+         WHERE excluded.bronze_seq > ${def.name}.bronze_seq`;
+  const write = binder(db.prepare(sql), cols.map((c) => c.key));
+  const customerColumn = columnOf(fieldNamed(def, CUSTOMER_FIELD)!);
+  const timeColumn = eventTimeColumn(def);
+  const rest = cols.filter((c) => c.key !== "id" && c.key !== "customer_id" && c.key !== "eventAt");
+  return {
+    def,
+    write: def.keep === "first" ? write : (r, s) => (write(r, s), 1),
+    select: db.prepare(`SELECT ${names.join(", ")}, bronze_seq FROM ${def.name} WHERE bronze_seq > ? AND bronze_seq <= ?`),
+    toRecord: (row) => {
+      const r: Record<string, unknown> = { entity: def.name, id: row[id], customer_id: row[customerColumn], eventAt: row[timeColumn] };
+      for (const c of rest) r[c.key] = row[c.column];
+      return r as unknown as ValidRecord;
+    },
+  };
+}
 
 /** A staged record together with the bronze sequence it was committed under. */
 export interface Committed {
@@ -98,8 +118,7 @@ export interface SilverResult extends SilverCommit {
 /** The silver layer's file and statements. */
 export class SilverStore {
   readonly db: Database;
-  private readonly inserts: Record<Exclude<Entity, "customers">, Statement>;
-  private readonly upsertCustomer: Statement;
+  private readonly tables: ReadonlyMap<string, EntityTable>;
   private readonly insertQuarantine: Statement;
   private readonly insertDuplicate: Statement;
   private readonly addCount: Statement;
@@ -107,32 +126,17 @@ export class SilverStore {
   private readonly selectSegment: Statement;
   private readonly applyTx: (items: readonly Committed[], position: number) => SilverResult;
 
-  constructor(dataDir: string, storage: StorageOptions) {
+  /**
+   * Opens (and migrates) silver. `entities` are the registry's: the built-in five, whose tables the
+   * migrations create, then an embedder's, whose tables are created here when absent.
+   */
+  constructor(dataDir: string, storage: StorageOptions, entities: readonly EntityDefinition[] = BUILTIN_ENTITIES) {
     this.db = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
     const db = this.db;
-    this.inserts = {
-      transactions: db.prepare(
-        `INSERT INTO transactions (transaction_id, customer_id, amount, currency, amount_base, transaction_at, customer_segment, bronze_seq)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ),
-      interactions: db.prepare(
-        `INSERT INTO interactions (interaction_id, customer_id, interaction_type, interaction_at, bronze_seq)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ),
-      events: db.prepare(
-        `INSERT INTO events (event_id, customer_id, event_type, event_at, bronze_seq) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ),
-      sessions: db.prepare(
-        `INSERT INTO sessions (session_id, customer_id, session_start_at, session_end_at, device_type, bronze_seq)
-         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-      ),
-    };
-    this.upsertCustomer = db.prepare(
-      `INSERT INTO customers (customer_id, name, email, registration_at, customer_segment, bronze_seq) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name, email = excluded.email,
-         registration_at = excluded.registration_at, customer_segment = excluded.customer_segment, bronze_seq = excluded.bronze_seq
-       WHERE excluded.bronze_seq > customers.bronze_seq`,
-    );
+    const added = entities.filter((e) => !BUILTIN_ENTITIES.includes(e));
+    if (added.length > 0) db.exec(added.map((e) => silverTableSql(e, { ifNotExists: true })).join(""));
+    this.tables = new Map(entities.map((e) => [e.name, entityTable(db, e)]));
+    const entityLabel = (entity: string): string => (this.tables.has(entity) ? entity : "unknown");
     this.insertQuarantine = db.prepare(
       `INSERT INTO quarantine (bronze_seq, entity, subject, reason, field, detail, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
     );
@@ -182,22 +186,9 @@ export class SilverStore {
 
   /** Writes a valid record; returns false when its id is already in silver (a duplicate). */
   private write(r: ValidRecord, bronzeSeq: number): boolean {
-    switch (r.entity) {
-      case "customers":
-        this.upsertCustomer.run(r.customer_id, r.name, r.email, r.registration_at, r.customer_segment, bronzeSeq);
-        return true;
-      case "transactions":
-        return (
-          this.inserts.transactions.run(r.id, r.customer_id, r.amount, r.currency, r.amount_base, r.eventAt, r.customer_segment, bronzeSeq)
-            .changes === 1
-        );
-      case "interactions":
-        return this.inserts.interactions.run(r.id, r.customer_id, r.interaction_type, r.eventAt, bronzeSeq).changes === 1;
-      case "events":
-        return this.inserts.events.run(r.id, r.customer_id, r.event_type, r.eventAt, bronzeSeq).changes === 1;
-      case "sessions":
-        return this.inserts.sessions.run(r.id, r.customer_id, r.eventAt, r.session_end_at, r.device_type, bronzeSeq).changes === 1;
-    }
+    const table = this.tables.get(r.entity);
+    if (table === undefined) throw new CheckpointError(`silver has no table for entity ${r.entity} (a topology bug)`);
+    return table.write(r as unknown as Record<string, unknown>, bronzeSeq) === 1;
   }
 
   /**
@@ -225,61 +216,10 @@ export class SilverStore {
    */
   readAccepted(after: number, upTo: number): Accepted[] {
     const out: Accepted[] = [];
-    const q = (sql: string) => this.db.prepare(sql).all(after, upTo) as Record<string, never>[];
-    for (const r of q(`SELECT * FROM customers WHERE bronze_seq > ? AND bronze_seq <= ?`)) {
-      out.push({
-        bronzeSeq: r.bronze_seq,
-        record: {
-          entity: "customers",
-          id: r.customer_id,
-          customer_id: r.customer_id,
-          eventAt: r.registration_at,
-          name: r.name,
-          email: r.email,
-          registration_at: r.registration_at,
-          customer_segment: r.customer_segment,
-        },
-      });
-    }
-    for (const r of q(`SELECT * FROM transactions WHERE bronze_seq > ? AND bronze_seq <= ?`)) {
-      out.push({
-        bronzeSeq: r.bronze_seq,
-        record: {
-          entity: "transactions",
-          id: r.transaction_id,
-          customer_id: r.customer_id,
-          eventAt: r.transaction_at,
-          amount: r.amount,
-          currency: r.currency,
-          amount_base: r.amount_base,
-          customer_segment: r.customer_segment,
-        },
-      });
-    }
-    for (const r of q(`SELECT * FROM interactions WHERE bronze_seq > ? AND bronze_seq <= ?`)) {
-      out.push({
-        bronzeSeq: r.bronze_seq,
-        record: { entity: "interactions", id: r.interaction_id, customer_id: r.customer_id, eventAt: r.interaction_at, interaction_type: r.interaction_type },
-      });
-    }
-    for (const r of q(`SELECT * FROM events WHERE bronze_seq > ? AND bronze_seq <= ?`)) {
-      out.push({
-        bronzeSeq: r.bronze_seq,
-        record: { entity: "events", id: r.event_id, customer_id: r.customer_id, eventAt: r.event_at, event_type: r.event_type },
-      });
-    }
-    for (const r of q(`SELECT * FROM sessions WHERE bronze_seq > ? AND bronze_seq <= ?`)) {
-      out.push({
-        bronzeSeq: r.bronze_seq,
-        record: {
-          entity: "sessions",
-          id: r.session_id,
-          customer_id: r.customer_id,
-          eventAt: r.session_start_at,
-          session_end_at: r.session_end_at,
-          device_type: r.device_type,
-        },
-      });
+    for (const t of this.tables.values()) {
+      for (const row of t.select.iterate(after, upTo) as Iterable<Record<string, unknown>>) {
+        out.push({ bronzeSeq: row.bronze_seq as number, record: t.toRecord(row) });
+      }
     }
     return out.sort((a, b) => a.bronzeSeq - b.bronzeSeq);
   }
