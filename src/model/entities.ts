@@ -208,10 +208,12 @@ export function eventTimeColumn(entity: EntityDefinition): string {
  * Silver's DDL for one entity: the table keyed by id (`WITHOUT ROWID`) and, for events, an index
  * by event time (partial-day reads and windows scan by it).
  */
-export function silverTableSql(entity: EntityDefinition, { ifNotExists = false } = {}): string {
+export function silverTableSql(entity: EntityDefinition, { ifNotExists = false, availableAt = false } = {}): string {
   const cols = silverColumns(entity);
   const lines = cols.map((c, i) => `    ${c.column} ${c.sqlType}${i === 0 ? " PRIMARY KEY" : c.notNull ? " NOT NULL" : ""}`);
   lines.push("    bronze_seq INTEGER NOT NULL");
+  // Silver's migration 2 added it to the built-in tables; an added entity's table has it from the start.
+  if (availableAt) lines.push("    available_at INTEGER");
   const ine = ifNotExists ? "IF NOT EXISTS " : "";
   let sql = `  CREATE TABLE ${ine}${entity.name} (\n${lines.join(",\n")}\n  ) WITHOUT ROWID;\n`;
   if (entity.keep === "first") sql += `  CREATE INDEX ${ine}${entity.name}_by_time ON ${entity.name}(${eventTimeColumn(entity)});\n`;
@@ -306,6 +308,6 @@ export function contractTableMarkdown(entities: readonly EntityDefinition[] = BU
 
 /** The README's table of silver columns per entity (a test keeps the README equal to it). */
 export function silverTableMarkdown(entities: readonly EntityDefinition[] = BUILTIN_ENTITIES): string {
-  const rows = entities.map((e) => `| ${e.name} | ${silverColumns(e).map((c) => c.column).join(", ")}, bronze_seq | ${e.keep === "first" ? "first record per id" : "latest in stream order"} |`);
+  const rows = entities.map((e) => `| ${e.name} | ${silverColumns(e).map((c) => c.column).join(", ")}, bronze_seq, available_at | ${e.keep === "first" ? "first record per id" : "latest in stream order"} |`);
   return ["| silver table | columns | keeps |", "|---|---|---|", ...rows].join("\n");
 }

@@ -16,7 +16,8 @@ import {
   type EntityDefinition,
 } from "../model/entities.js";
 import type { SilverCommit } from "../operators/aggregate.js";
-import { CHECKPOINT_TABLE, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
+import { existsSync } from "node:fs";
+import { CHECKPOINT_TABLE, layerPath, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
 import { CheckpointError } from "../errors.js";
 
 export const SILVER_MIGRATIONS: readonly string[] = [
@@ -42,26 +43,46 @@ ${BUILTIN_ENTITIES.map((e) => silverTableSql(e)).join("")}  CREATE TABLE quarant
     n INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: when each record became available (the broker's stored time, or when a file was ingested),
+  // and every customer profile in stream order, for point-in-time training sets. Existing rows get
+  // their availability from bronze when silver opens (pending_fill); history starts from each
+  // customer's current profile.
+  `
+  ${BUILTIN_ENTITIES.map((e) => `ALTER TABLE ${e.name} ADD COLUMN available_at INTEGER;`).join("\n  ")}
+  CREATE TABLE customer_history (
+    bronze_seq INTEGER PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    available_at INTEGER,
+    customer_segment TEXT NOT NULL,
+    registration_at INTEGER
+  );
+  CREATE INDEX customer_history_by_customer ON customer_history(customer_id, bronze_seq);
+  INSERT INTO customer_history (bronze_seq, customer_id, customer_segment, registration_at)
+    SELECT bronze_seq, customer_id, customer_segment, registration_at FROM customers;
+  CREATE TABLE pending_fill (what TEXT PRIMARY KEY) WITHOUT ROWID;
+  INSERT INTO pending_fill (what) SELECT 'available_at' WHERE EXISTS (SELECT 1 FROM customers)
+    ${BUILTIN_ENTITIES.filter((e) => e.name !== "customers").map((e) => `OR EXISTS (SELECT 1 FROM ${e.name})`).join(" ")};
+  `,
 ];
 
 /** Binds a record's columns (by key) and the bronze sequence to a prepared insert, without building an array. */
-function binder(stmt: Statement, keys: readonly string[]): (r: Record<string, unknown>, seq: number) => number {
+function binder(stmt: Statement, keys: readonly string[]): (r: Record<string, unknown>, seq: number, at: number) => number {
   const [a, b, c, d, e, f, g, h] = keys as [string, string, string, string, string, string, string, string];
   switch (keys.length) {
     case 3:
-      return (r, s) => stmt.run(r[a], r[b], r[c], s).changes;
+      return (r, s, t) => stmt.run(r[a], r[b], r[c], s, t).changes;
     case 4:
-      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], s).changes;
+      return (r, s, t) => stmt.run(r[a], r[b], r[c], r[d], s, t).changes;
     case 5:
-      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], s).changes;
+      return (r, s, t) => stmt.run(r[a], r[b], r[c], r[d], r[e], s, t).changes;
     case 6:
-      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], s).changes;
+      return (r, s, t) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], s, t).changes;
     case 7:
-      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], r[g], s).changes;
+      return (r, s, t) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], r[g], s, t).changes;
     case 8:
-      return (r, s) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], r[g], r[h], s).changes;
+      return (r, s, t) => stmt.run(r[a], r[b], r[c], r[d], r[e], r[f], r[g], r[h], s, t).changes;
     default:
-      return (r, s) => stmt.run(...keys.map((k) => r[k]), s).changes;
+      return (r, s, t) => stmt.run(...keys.map((k) => r[k]), s, t).changes;
   }
 }
 
@@ -69,7 +90,7 @@ function binder(stmt: Statement, keys: readonly string[]): (r: Record<string, un
 interface EntityTable {
   readonly def: EntityDefinition;
   /** Writes a record; returns the rows changed (0 when an event's id is already there). */
-  readonly write: (r: Record<string, unknown>, bronzeSeq: number) => number;
+  readonly write: (r: Record<string, unknown>, bronzeSeq: number, availableAt: number) => number;
   /** Reads accepted records with bronze_seq in (after, upTo]. */
   readonly select: Statement;
   readonly toRecord: (row: Record<string, unknown>) => ValidRecord;
@@ -79,12 +100,12 @@ function entityTable(db: Database, def: EntityDefinition): EntityTable {
   const cols = silverColumns(def);
   const names = cols.map((c) => c.column);
   const id = names[0]!;
-  const insert = `INSERT INTO ${def.name} (${names.join(", ")}, bronze_seq) VALUES (${names.map(() => "?").join(", ")}, ?)`;
+  const insert = `INSERT INTO ${def.name} (${names.join(", ")}, bronze_seq, available_at) VALUES (${names.map(() => "?").join(", ")}, ?, ?)`;
   const sql =
     def.keep === "first"
       ? `${insert} ON CONFLICT DO NOTHING`
       : // A profile: the latest in stream order wins, whatever order silver applies them in.
-        `${insert} ON CONFLICT (${id}) DO UPDATE SET ${[...names.slice(1), "bronze_seq"].map((n) => `${n} = excluded.${n}`).join(", ")}
+        `${insert} ON CONFLICT (${id}) DO UPDATE SET ${[...names.slice(1), "bronze_seq", "available_at"].map((n) => `${n} = excluded.${n}`).join(", ")}
          WHERE excluded.bronze_seq > ${def.name}.bronze_seq`;
   const write = binder(db.prepare(sql), cols.map((c) => c.key));
   const customerColumn = columnOf(fieldNamed(def, CUSTOMER_FIELD)!);
@@ -92,7 +113,7 @@ function entityTable(db: Database, def: EntityDefinition): EntityTable {
   const rest = cols.filter((c) => c.key !== "id" && c.key !== "customer_id" && c.key !== "eventAt");
   return {
     def,
-    write: def.keep === "first" ? write : (r, s) => (write(r, s), 1),
+    write: def.keep === "first" ? write : (r, s, t) => (write(r, s, t), 1),
     select: db.prepare(`SELECT ${names.join(", ")}, bronze_seq FROM ${def.name} WHERE bronze_seq > ? AND bronze_seq <= ?`),
     toRecord: (row) => {
       const r: Record<string, unknown> = { entity: def.name, id: row[id], customer_id: row[customerColumn], eventAt: row[timeColumn] };
@@ -100,6 +121,35 @@ function entityTable(db: Database, def: EntityDefinition): EntityTable {
       return r as unknown as ValidRecord;
     },
   };
+}
+
+/**
+ * Gives rows written before silver kept availability times their time from bronze (the broker's
+ * stored time, else the receive time), in chunks, once: `pending_fill` says whether it is due.
+ * A data dir whose bronze is gone keeps nulls, which training sets read as "available now".
+ */
+function fillAvailability(db: Database, dataDir: string): void {
+  const due = db.prepare("SELECT count(*) FROM pending_fill WHERE what = 'available_at'").pluck().get() as number;
+  if (!due) return;
+  const bronze = layerPath(dataDir, "bronze");
+  if (existsSync(bronze)) {
+    db.prepare("ATTACH DATABASE ? AS bronze_src").run(bronze);
+    try {
+      for (const [table, key] of [...BUILTIN_ENTITIES.map((e) => [e.name, silverColumns(e)[0]!.column] as const), ["customer_history", "bronze_seq"] as const]) {
+        // Key ranges of 50,000 rows, each its own transaction: a kill mid-way resumes at the next start.
+        const next = db.prepare(`SELECT max(${key}) FROM (SELECT ${key} FROM ${table} WHERE ${key} > ? ORDER BY ${key} LIMIT 50000)`).pluck();
+        const fill = db.prepare(
+          `UPDATE ${table} SET available_at = (SELECT coalesce(m.published_at, m.received_at) FROM bronze_src.messages m WHERE m.seq = ${table}.bronze_seq)
+           WHERE ${key} > ? AND ${key} <= ? AND available_at IS NULL`,
+        );
+        let from: string | number = key === "bronze_seq" ? -1 : "";
+        for (let to = next.get(from) as string | number | null; to !== null; from = to, to = next.get(from) as string | number | null) fill.run(from, to);
+      }
+    } finally {
+      db.prepare("DETACH DATABASE bronze_src").run();
+    }
+  }
+  db.prepare("DELETE FROM pending_fill WHERE what = 'available_at'").run();
 }
 
 /** A staged record together with the bronze sequence it was committed under. */
@@ -121,6 +171,7 @@ export class SilverStore {
   private readonly tables: ReadonlyMap<string, EntityTable>;
   private readonly insertQuarantine: Statement;
   private readonly insertDuplicate: Statement;
+  private readonly insertHistory: Statement;
   private readonly addCount: Statement;
   private readonly setPosition: Statement;
   private readonly selectSegment: Statement;
@@ -134,11 +185,15 @@ export class SilverStore {
     this.db = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
     const db = this.db;
     const added = entities.filter((e) => !BUILTIN_ENTITIES.includes(e));
-    if (added.length > 0) db.exec(added.map((e) => silverTableSql(e, { ifNotExists: true })).join(""));
+    if (added.length > 0) db.exec(added.map((e) => silverTableSql(e, { ifNotExists: true, availableAt: true })).join(""));
+    fillAvailability(db, dataDir);
     this.tables = new Map(entities.map((e) => [e.name, entityTable(db, e)]));
     const entityLabel = (entity: string): string => (this.tables.has(entity) ? entity : "unknown");
     this.insertQuarantine = db.prepare(
       `INSERT INTO quarantine (bronze_seq, entity, subject, reason, field, detail, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.insertHistory = db.prepare(
+      `INSERT INTO customer_history (bronze_seq, customer_id, available_at, customer_segment, registration_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
     this.insertDuplicate = db.prepare(`INSERT INTO duplicates (bronze_seq, entity, entity_id) VALUES (?, ?, ?)`);
     this.addCount = db.prepare(
@@ -165,7 +220,8 @@ export class SilverStore {
           case "valid":
             // Silver's key decides in both cases: a window miss may be an id it has forgotten, and
             // a window hit may (very rarely) be a different id with the same 64-bit hash.
-            if (this.write(o.record, bronzeSeq)) {
+            // Available when the broker stored it (JetStream), else when tributary first received it.
+            if (this.write(o.record, bronzeSeq, staged.msg.publishedAt ?? staged.msg.receivedAt)) {
               accepted.push({ bronzeSeq, record: o.record });
               bump(counts, o.record.entity);
             } else {
@@ -185,10 +241,11 @@ export class SilverStore {
   }
 
   /** Writes a valid record; returns false when its id is already in silver (a duplicate). */
-  private write(r: ValidRecord, bronzeSeq: number): boolean {
+  private write(r: ValidRecord, bronzeSeq: number, availableAt: number): boolean {
     const table = this.tables.get(r.entity);
     if (table === undefined) throw new CheckpointError(`silver has no table for entity ${r.entity} (a topology bug)`);
-    return table.write(r as unknown as Record<string, unknown>, bronzeSeq) === 1;
+    if (r.entity === "customers") this.insertHistory.run(bronzeSeq, r.customer_id, availableAt, r.customer_segment, r.registration_at);
+    return table.write(r as unknown as Record<string, unknown>, bronzeSeq, availableAt) === 1;
   }
 
   /**

@@ -2,19 +2,24 @@
 import Database from "better-sqlite3";
 import { join } from "node:path";
 
-const SILVER = ["customers", "transactions", "interactions", "events", "sessions", "quarantine", "duplicates", "accepted_counts", "checkpoint"];
+const SILVER = ["customers", "transactions", "interactions", "events", "sessions", "quarantine", "duplicates", "accepted_counts", "checkpoint", "customer_history"];
 const GOLD = ["customer_daily", "customer_profile", "customer_features", "checkpoint"];
 /** Columns that hold wall-clock times of a particular run, not data. */
 const VOLATILE = new Set(["received_at"]);
 
-export function dumpLayers(dataDir: string): Record<string, unknown[]> {
+/**
+ * `alsoVolatile` names columns to leave out as well, such as `available_at` when two runs
+ * received the same generated records at different times.
+ */
+export function dumpLayers(dataDir: string, alsoVolatile: readonly string[] = []): Record<string, unknown[]> {
+  const volatile = new Set([...VOLATILE, ...alsoVolatile]);
   const out: Record<string, unknown[]> = {};
   for (const [layer, tables] of [["silver", SILVER], ["gold", GOLD]] as const) {
     const db = new Database(join(dataDir, `${layer}.sqlite`), { readonly: true });
     try {
       for (const t of tables) {
         const rows = db.prepare(`SELECT * FROM ${t} ORDER BY 1, 2`).all() as Record<string, unknown>[];
-        out[`${layer}.${t}`] = rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !VOLATILE.has(k))));
+        out[`${layer}.${t}`] = rows.map((r) => Object.fromEntries(Object.entries(r).filter(([k]) => !volatile.has(k))));
       }
     } finally {
       db.close();
