@@ -4,6 +4,8 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import { ENTITIES, type Reason } from "../types.js";
+import type { DedupeWindow } from "../operators/dedupe.js";
+import type { JetStreamSource } from "../sources/jetstream.js";
 
 const KNOWN_ENTITIES: ReadonlySet<string> = new Set(ENTITIES);
 
@@ -153,4 +155,23 @@ export class PipelineMetrics {
   async text(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/**
+ * A topology's metrics, as its `metrics` option asks (null for false): the dedupe window's gauges,
+ * and the consumer's from the JetStream source once there is one.
+ */
+export function topologyMetrics(option: boolean | "pipeline-only" | undefined, window: DedupeWindow, jetstream: () => JetStreamSource | null): PipelineMetrics | null {
+  if (option === false) return null;
+  const sources: MetricsSources = {
+    dedupeEntries: () => window.size,
+    watermark: () => window.watermark,
+    consumer: async () => {
+      const source = jetstream();
+      if (!source) return null;
+      const info = await source.info();
+      return { pending: info.num_pending, ackPending: info.num_ack_pending };
+    },
+  };
+  return new PipelineMetrics(sources, { defaultMetrics: option !== "pipeline-only" });
 }

@@ -1,7 +1,8 @@
 /**
- * Recovery at start: gold catches up from silver, then silver and gold from bronze, replaying
- * bronze through the same stages as live consumption. Runs before consumption starts, so a crash
- * at any point of the commit protocol loses nothing and counts nothing twice.
+ * Recovery at start: gold takes on the config's custom features, gold catches up from silver,
+ * then silver and gold from bronze, replaying bronze through the same stages as live
+ * consumption. Runs before consumption starts, so a crash at any point of the commit protocol
+ * loses nothing and counts nothing twice.
  */
 import type { SourceMessage, Staged } from "../types.js";
 import type { BronzeStore } from "../sinks/bronze.js";
@@ -13,10 +14,13 @@ import { summarizeSilver, type SilverSummary } from "./layer-writer.js";
 import type { Logger } from "../log.js";
 
 export interface RecoveryContext {
+  readonly dataDir: string;
   readonly bronze: BronzeStore;
   readonly silver: SilverStore;
   readonly gold: GoldStore;
   readonly custom: readonly CustomFeature[];
+  /** Refuse to start when gold holds another set of custom features, instead of backfilling them. */
+  readonly noBackfill: boolean;
   /** Bronze messages replayed per transaction. */
   readonly batchSize: number;
   /** The per-record stages, as live consumption runs them. */
@@ -26,9 +30,12 @@ export interface RecoveryContext {
   readonly log: Logger;
 }
 
-/** Brings gold up to silver, then silver and gold up to bronze. */
+/** Syncs gold's custom features, then brings gold up to silver, then silver and gold up to bronze. */
 export function recoverLayers(ctx: RecoveryContext): void {
   const { bronze, silver, gold, custom, log } = ctx;
+  // Custom features gold does not hold yet are backfilled from silver up to gold's position,
+  // before recovery applies anything newer, so nothing is counted twice.
+  gold.syncFeatures(ctx.dataDir, custom, { noBackfill: ctx.noBackfill, log });
   let silverPos = silver.position();
   const goldPos = gold.position();
   if (goldPos < silverPos) {

@@ -1,0 +1,90 @@
+/**
+ * What an embedder passes to `createTopology`, and what the topology makes of it: the validated
+ * config (with `dataDir` applied), the custom features, the dedupe window, the fault hooks (none
+ * unless a test passes some), and the per-record stages composed into one function.
+ */
+import type { Config, ConfigInput } from "../config.js";
+import { parseConfig } from "../config.js";
+import type { SourceMessage, Staged } from "../types.js";
+import type { SourceSpec } from "../sources/factory.js";
+import type { HttpListen } from "../http.js";
+import { silentLogger, type Logger } from "../log.js";
+import { decodeStage } from "../operators/decode.js";
+import { validateStage } from "../operators/validate.js";
+import { DedupeWindow, dedupeStage } from "../operators/dedupe.js";
+import { enrichStage, type SegmentDirectory } from "../operators/enrich.js";
+import { composeStages, type InsertedStage } from "../operators/stage.js";
+import { customFeaturesOf, type CustomFeature } from "../model/features.js";
+import { NO_FAULTS, type Faults } from "./faults.js";
+
+export interface TopologyOptions {
+  /** Configuration (validated, defaults applied). `dataDir` here wins over `config.dataDir`. */
+  readonly config?: Config | ConfigInput;
+  readonly dataDir?: string;
+  readonly source: SourceSpec;
+  readonly log?: Logger;
+  /**
+   * Prometheus metrics: true (default) for tributary's metrics plus prom-client's process
+   * metrics, `"pipeline-only"` without the process metrics, false for none.
+   */
+  readonly metrics?: boolean | "pipeline-only";
+  /**
+   * Refuse to start when gold holds another set of custom features than the config, instead of
+   * dropping and backfilling them (the CLI's `--no-backfill`).
+   */
+  readonly noBackfill?: boolean;
+  /**
+   * Stages of your own, each placed right after a built-in one (`decode`, `validate`, `dedupe`,
+   * `enrich`): to redact a field, or route records to quarantine with a reason of your own. They
+   * run on the hot path and in bronze replay, so they must be synchronous and deterministic.
+   */
+  readonly stages?: readonly InsertedStage[];
+  /** What the data dir's writer lock names as its holder (default `tributary`; the CLI says `tributary run`, …). */
+  readonly holder?: string;
+  /** Serve `/metrics`, `/healthz`, `/readyz` and `/features/<id>` (port 0 picks a free port). Off by default. */
+  readonly http?: HttpListen | false;
+  /**
+   * Test hook: crash points and slow commits for the crash tests. None by default; the library
+   * never reads them from the environment (only the `tributary` CLI does, for its tests).
+   * @internal
+   */
+  readonly faults?: Faults;
+}
+
+/** Topology options with their defaults applied. */
+export interface ResolvedOptions {
+  readonly config: Config;
+  readonly custom: readonly CustomFeature[];
+  readonly log: Logger;
+  readonly faults: Faults;
+  /** The dedupe window live consumption and bronze replay share. */
+  readonly window: DedupeWindow;
+  /**
+   * The per-record stages, composed into one function: decode → validate → dedupe → enrich, with
+   * any embedder's stages at their points. Live consumption and bronze replay run the same one.
+   */
+  stages(segments: SegmentDirectory): (m: SourceMessage) => Staged;
+}
+
+/** Validates the config and applies the defaults; throws a ConfigError for a bad config. */
+export function resolveOptions(options: TopologyOptions): ResolvedOptions {
+  const parsed = parseConfig(options.config ?? {});
+  const config = options.dataDir ? { ...parsed, dataDir: options.dataDir } : parsed;
+  const custom = customFeaturesOf(config.features.custom);
+  const window = new DedupeWindow({ windowMs: config.dedupe.window, maxEntries: config.dedupe.maxEntries });
+  const { maxPayloadBytes, maxDepth, maxFields, maxIdLength, maxTextLength, minEventTime } = config.limits;
+  const rates = config.currency.rates;
+  return {
+    config,
+    custom,
+    log: options.log ?? silentLogger,
+    faults: options.faults ?? NO_FAULTS,
+    window,
+    stages: (segments) =>
+      composeStages(
+        decodeStage({ maxPayloadBytes, maxDepth, maxFields }),
+        [validateStage({ rates, minEventTime, maxIdLength, maxTextLength }), dedupeStage(window), enrichStage({ rates, segments })],
+        options.stages ?? [],
+      ),
+  };
+}
