@@ -7,11 +7,9 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { WorkerTask } from "./worker.js";
+import type { ChildMessage, ParentMessage } from "./ipc.js";
 
 const WORKER = fileURLToPath(new URL("./worker.js", import.meta.url));
-
-export type ParentMessage = { type: "finish"; expected: number };
-export type ChildMessage = { type: "ready" } | { type: "result"; result: unknown } | { type: "error"; error: string };
 
 export interface WorkerHandle<R> {
   readonly proc: ChildProcess;

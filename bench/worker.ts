@@ -5,9 +5,9 @@
 import { runCeiling, type ConsumerPhaseOptions } from "./ceiling.js";
 import { runNaive } from "./naive.js";
 import { runTributary, type TributaryPhaseOptions } from "./tributary.js";
-import { runLivePublisher, runLiveTopology, type LivePublisherOptions, type LiveTopologyOptions } from "./latency.js";
+import { runLivePublisher, runLiveTopology, type LivePublisherOptions, type LiveTopologyOptions } from "./live-tasks.js";
 import { runMicro, type MicroOptions } from "./micro.js";
-import type { ChildMessage, ParentMessage } from "./child.js";
+import type { ChildMessage, ParentMessage, WorkerControl } from "./ipc.js";
 
 export type WorkerTask =
   | ({ kind: "ceiling" } & ConsumerPhaseOptions & { ackEvery: number })
@@ -16,13 +16,6 @@ export type WorkerTask =
   | ({ kind: "live-topology" } & LiveTopologyOptions)
   | ({ kind: "live-publisher" } & LivePublisherOptions)
   | ({ kind: "micro" } & MicroOptions);
-
-/** What a long-lived task can say to, and hear from, the parent. */
-export interface WorkerControl {
-  ready(): void;
-  /** Resolves with the parent's `finish` message. */
-  readonly finish: Promise<ParentMessage>;
-}
 
 function send(m: ChildMessage): Promise<void> {
   return new Promise((resolve) => process.send!(m, undefined, {}, () => resolve()));
