@@ -26,6 +26,8 @@ export type { Stage, StageId, InsertedStage } from "./operators/stage.js";
 export { BUILTIN_FEATURES, AGGREGATES, FEATURE_SOURCES, customFeaturesOf, describeCustom } from "./model/features.js";
 export type { FeatureDescription, CustomFeature, CustomFeatureInput, Aggregate } from "./model/features.js";
 export { entitySchema, contractSchemas, SCHEMA_LIMITATIONS } from "./model/schema.js";
+export { BUILTIN_ENTITIES, resolveEntities, checkEntities, silverTableSql, silverColumns } from "./model/entities.js";
+export type { EntityDefinition, EntityField, FieldKind, DerivedColumn, ComputedField } from "./model/entities.js";
 export { aggregate, aggregateBatch, rollUpCustomers } from "./operators/aggregate.js";
 export { batchForCommit } from "./operators/batch.js";
 export { ConfigError, StorageError, NoDataError, CheckpointError, SourceError, HttpListenError, StreamMismatchError, DataDirLockedError, NatsUnreachableError } from "./errors.js";

@@ -115,7 +115,7 @@ export class Topology {
     const { storage, dataDir: dir, batch } = this.config;
     let pipeline$: Observable<void>;
     try {
-      const local = (this.local = openDataDir(dir, storage, this.options.holder ?? "tributary", this.log));
+      const local = (this.local = openDataDir(dir, storage, this.options.holder ?? "tributary", this.log, this.resolved.entities));
       const { bronze, silver, gold } = local;
       const cumulativeAck = this.options.source.kind === "jetstream";
       const loop = (this.loop = new CommitLoop({ bronze, run: this.run, batch, cumulativeAck, goldCommitted: (customers) => this.serving.invalidate(customers) }));
@@ -135,7 +135,7 @@ export class Topology {
       });
       // From here on the committer owns the writes.
       local.closeGold();
-      const committer = (this.committer = await openCommitter({ dataDir: dir, storage, faults: this.resolved.faults, thread: storage.commitThread, features: this.custom }));
+      const committer = (this.committer = await openCommitter({ dataDir: dir, storage, faults: this.resolved.faults, thread: storage.commitThread, features: this.custom, entities: this.resolved.entities }));
       const opened = await openSource(this.options.source, { config: this.config, bronze, log: this.log, signal: this.starting.signal, pull: () => loop.pull() });
       this.jetstream = opened.jetstream;
       pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), stages(), committer);

@@ -7,15 +7,22 @@ import type { StorageOptions } from "../sinks/database.js";
 import { LayerWriter } from "./layer-writer.js";
 import type { Faults } from "./faults.js";
 import type { CustomFeature } from "../model/features.js";
+import type { EntityDefinition } from "../model/entities.js";
 import { decodeBatch, serializeError, type WorkerReply, type WorkerRequest } from "./committer.js";
 
 const port = parentPort!;
-const { dataDir, storage, faults, features } = workerData as { dataDir: string; storage: StorageOptions; faults: Faults; features: CustomFeature[] };
+const { dataDir, storage, faults, features, entities } = workerData as {
+  dataDir: string;
+  storage: StorageOptions;
+  faults: Faults;
+  features: CustomFeature[];
+  entities: EntityDefinition[] | undefined;
+};
 const post = (m: WorkerReply) => port.postMessage(m);
 
 let writer: LayerWriter | null = null;
 try {
-  writer = new LayerWriter(dataDir, storage, faults, features);
+  writer = new LayerWriter(dataDir, storage, faults, features, entities);
   post({ type: "ready" });
 } catch (err) {
   post({ type: "error", id: null, error: serializeError(err) });

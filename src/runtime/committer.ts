@@ -11,6 +11,7 @@ import { layerPath, type StorageOptions } from "../sinks/database.js";
 import { LayerWriter, type CommitReports, type WireRecord } from "./layer-writer.js";
 import type { Faults } from "./faults.js";
 import type { CustomFeature } from "../model/features.js";
+import type { EntityDefinition } from "../model/entities.js";
 
 export type CommitThread = "worker" | "inline";
 
@@ -31,12 +32,14 @@ export interface CommitterOptions {
   readonly faults: Faults;
   /** Custom features gold computes besides the built-in ones. */
   readonly features?: readonly CustomFeature[];
+  /** The entities silver keeps (built-in and an embedder's); default the built-in five. */
+  readonly entities?: readonly EntityDefinition[];
   readonly thread: CommitThread;
 }
 
 /** Opens a committer; resolves once the layer files are open for writing. */
 export async function openCommitter(options: CommitterOptions): Promise<Committer> {
-  if (options.thread === "inline") return new InlineCommitter(new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? []));
+  if (options.thread === "inline") return new InlineCommitter(new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? [], options.entities));
   return WorkerCommitter.open(options);
 }
 
@@ -186,7 +189,7 @@ class WorkerCommitter implements Committer {
 
   static open(options: CommitterOptions): Promise<Committer> {
     const worker = new Worker(workerUrl("commit-worker"), {
-      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults, features: options.features ?? [] },
+      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults, features: options.features ?? [], entities: options.entities },
       // The worker's heap holds a few batches at a time (SQLite's page cache lives outside it);
       // without a limit V8 lets garbage pile up to gigabytes before a full collection.
       resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },

@@ -11,6 +11,7 @@ import { SILVER_MIGRATIONS, SilverStore } from "../sinks/silver.js";
 import { GOLD_MIGRATIONS, GoldStore } from "../sinks/gold.js";
 import { SMALL_CACHE_KIB, derivedLayerStorage, preflight } from "../sinks/database.js";
 import { WriterLock } from "./writer-lock.js";
+import type { EntityDefinition } from "../model/entities.js";
 
 /** The writer lock and the layers, open on this thread. */
 export class LocalDataDir {
@@ -43,7 +44,7 @@ export class LocalDataDir {
  * Locks the data dir and opens its layers. When anything fails, what was opened is closed and
  * the lock released before the error is thrown.
  */
-export function openDataDir(dir: string, storage: Config["storage"], holder: string, log: Logger): LocalDataDir {
+export function openDataDir(dir: string, storage: Config["storage"], holder: string, log: Logger, entities?: readonly EntityDefinition[]): LocalDataDir {
   const lock = WriterLock.acquire(dir, holder);
   const opened: { close(): void }[] = [];
   try {
@@ -52,7 +53,7 @@ export function openDataDir(dir: string, storage: Config["storage"], holder: str
     const small = { ...storage, cacheKib: SMALL_CACHE_KIB };
     const bronze = new BronzeStore(dir, small);
     opened.push(bronze);
-    const silver = new SilverStore(dir, derivedLayerStorage(small));
+    const silver = new SilverStore(dir, derivedLayerStorage(small), entities);
     opened.push(silver);
     const gold = new GoldStore(dir, derivedLayerStorage(small));
     log.info(

@@ -7,6 +7,7 @@
 import type { SourceMessage, Staged } from "../types.js";
 import { aggregateBatch } from "../operators/aggregate.js";
 import type { CustomFeature } from "../model/features.js";
+import type { EntityDefinition } from "../model/entities.js";
 import { BronzeStore } from "../sinks/bronze.js";
 import { SilverStore, type Committed, type SilverResult } from "../sinks/silver.js";
 import { GoldStore } from "../sinks/gold.js";
@@ -56,10 +57,11 @@ export class LayerWriter {
     storage: StorageOptions,
     private readonly faults: Faults,
     private readonly features: readonly CustomFeature[] = [],
+    entities?: readonly EntityDefinition[],
   ) {
     this.bronze = new BronzeStore(dataDir, { ...storage, cacheKib: SMALL_CACHE_KIB });
     try {
-      this.silver = new SilverStore(dataDir, derivedLayerStorage(storage));
+      this.silver = new SilverStore(dataDir, derivedLayerStorage(storage), entities);
       try {
         this.gold = new GoldStore(dataDir, derivedLayerStorage(storage));
       } catch (err) {

@@ -15,6 +15,7 @@ import { DedupeWindow, dedupeStage } from "../operators/dedupe.js";
 import { enrichStage, type SegmentDirectory } from "../operators/enrich.js";
 import { composeStages, type InsertedStage } from "../operators/stage.js";
 import { customFeaturesOf, type CustomFeature } from "../model/features.js";
+import { resolveEntities, type EntityDefinition } from "../model/entities.js";
 import { NO_FAULTS, type Faults } from "./faults.js";
 
 export interface TopologyOptions {
@@ -39,6 +40,12 @@ export interface TopologyOptions {
    * run on the hot path and in bronze replay, so they must be synchronous and deterministic.
    */
   readonly stages?: readonly InsertedStage[];
+  /**
+   * Entities of your own, after the built-in five (see `EntityDefinition`): records on
+   * `tributary.<name>` are validated against their fields, deduplicated by id, kept in a silver
+   * table of that name, and `features.custom` can aggregate them.
+   */
+  readonly entities?: readonly EntityDefinition[];
   /** What the data dir's writer lock names as its holder (default `tributary`; the CLI says `tributary run`, …). */
   readonly holder?: string;
   /** Serve `/metrics`, `/healthz`, `/readyz` and `/features/<id>` (port 0 picks a free port). Off by default. */
@@ -54,6 +61,8 @@ export interface TopologyOptions {
 /** Topology options with their defaults applied. */
 export interface ResolvedOptions {
   readonly config: Config;
+  /** The built-in entities, then the embedder's. */
+  readonly entities: readonly EntityDefinition[];
   readonly custom: readonly CustomFeature[];
   readonly log: Logger;
   readonly faults: Faults;
@@ -68,22 +77,24 @@ export interface ResolvedOptions {
 
 /** Validates the config and applies the defaults; throws a ConfigError for a bad config. */
 export function resolveOptions(options: TopologyOptions): ResolvedOptions {
-  const parsed = parseConfig(options.config ?? {});
+  const entities = resolveEntities(options.entities);
+  const parsed = parseConfig(options.config ?? {}, { entities });
   const config = options.dataDir ? { ...parsed, dataDir: options.dataDir } : parsed;
-  const custom = customFeaturesOf(config.features.custom);
+  const custom = customFeaturesOf(config.features.custom, entities);
   const window = new DedupeWindow({ windowMs: config.dedupe.window, maxEntries: config.dedupe.maxEntries });
   const { maxPayloadBytes, maxDepth, maxFields, maxIdLength, maxTextLength, minEventTime } = config.limits;
   const rates = config.currency.rates;
   return {
     config,
+    entities,
     custom,
     log: options.log ?? silentLogger,
     faults: options.faults ?? NO_FAULTS,
     window,
     stages: (segments) =>
       composeStages(
-        decodeStage({ maxPayloadBytes, maxDepth, maxFields }),
-        [validateStage({ rates, minEventTime, maxIdLength, maxTextLength }), dedupeStage(window), enrichStage({ rates, segments })],
+        decodeStage({ maxPayloadBytes, maxDepth, maxFields, entities }),
+        [validateStage({ rates, minEventTime, maxIdLength, maxTextLength, entities }), dedupeStage(window), enrichStage({ rates, segments, entities })],
         options.stages ?? [],
       ),
   };

@@ -184,7 +184,8 @@ export class SilverStore {
   constructor(dataDir: string, storage: StorageOptions, entities: readonly EntityDefinition[] = BUILTIN_ENTITIES) {
     this.db = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
     const db = this.db;
-    const added = entities.filter((e) => !BUILTIN_ENTITIES.includes(e));
+    // By name: definitions reach the commit thread as copies.
+    const added = entities.filter((e) => !BUILTIN_ENTITIES.some((b) => b.name === e.name));
     if (added.length > 0) db.exec(added.map((e) => silverTableSql(e, { ifNotExists: true, availableAt: true })).join(""));
     fillAvailability(db, dataDir);
     this.tables = new Map(entities.map((e) => [e.name, entityTable(db, e)]));
