@@ -11,6 +11,7 @@ import { parseListen, type HttpListen } from "./http.js";
 import { createProgress } from "./progress.js";
 import { FeatureReader, formatFeatures, type FeatureRow } from "./features.js";
 import { readStatus } from "./status.js";
+import { EXPORT_FORMATS, EXPORT_LAYERS, exportLayer, type ExportFormat, type ExportLayer } from "./serving/export.js";
 import { parseAsOf } from "./timestamps.js";
 import { contractSchemas, entitySchema } from "./model/schema.js";
 import { ENTITIES, type Entity } from "./types.js";
@@ -227,6 +228,52 @@ function build(): Command {
         process.stdout.write(out);
       } finally {
         reader.close();
+      }
+    });
+
+  program
+    .command("export")
+    .description("write a layer as typed Parquet or CSV files, one per table, each with a <file>.manifest.json for MLflow")
+    .option("--layer <layer>", "silver (the entity tables), quarantine, or gold (the feature table and its daily buckets)")
+    .option("--format <format>", "parquet (typed, Snappy) or csv", "parquet")
+    .option("--out <dir>", "directory to write <table>.<format> and <table>.<format>.manifest.json into; files there are replaced atomically")
+    .option(
+      "--as-of <time>",
+      "YYYY-MM-DD (00:00Z) or an ISO-8601 time T. silver: records with event time strictly before T (customers registered before T or with no date); quarantine: received before T; gold: features as of T (default now) and buckets of whole days before T's day",
+    )
+    .addOption(dataDirOption())
+    .option("--config <file>", "YAML or JSON config file (its features.custom are exported with gold)")
+    .action((flags: CommonFlags & { layer?: string; format: string; out?: string; asOf?: string }) => {
+      const choice = <T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T => {
+        if (value === undefined || !(allowed as readonly string[]).includes(value)) {
+          throw new ConfigError(`${flag}: expected one of ${allowed.join(", ")}, ${value === undefined ? "got nothing" : `got "${value}"`}`);
+        }
+        return value as T;
+      };
+      const layer = choice<ExportLayer>("--layer", flags.layer, EXPORT_LAYERS);
+      const format = choice<ExportFormat>("--format", flags.format, EXPORT_FORMATS);
+      if (flags.out === undefined || flags.out.trim() === "") throw new ConfigError("--out: expected the directory to write the files into");
+      let asOf: number | undefined;
+      if (flags.asOf !== undefined) {
+        const t = parseAsOf(flags.asOf);
+        if (t === null) throw new ConfigError(`--as-of: expected a date as YYYY-MM-DD or an ISO-8601 time, got "${flags.asOf}"`);
+        asOf = t;
+      }
+      const config = configFrom(flags);
+      const rawArgs = (program as unknown as { rawArgs: string[] }).rawArgs.slice(2);
+      const files = exportLayer({
+        dataDir: config.dataDir,
+        layer,
+        format,
+        outDir: flags.out,
+        asOf,
+        features: customFeaturesOf(config.features.custom),
+        commandLine: ["tributary", ...rawArgs],
+      });
+      const name = Math.max(...files.map((f) => f.table.length));
+      const count = Math.max(...files.map((f) => String(f.manifest.rows).length));
+      for (const f of files) {
+        process.stdout.write(`${f.table.padEnd(name)}  ${String(f.manifest.rows).padStart(count)} rows  ${f.path}  digest ${f.manifest.digest}\n`);
       }
     });
 
