@@ -12,6 +12,7 @@ import { createProgress } from "./progress.js";
 import { FeatureReader, formatFeatures, type FeatureRow } from "./features.js";
 import { readStatus } from "./status.js";
 import { EXPORT_FORMATS, EXPORT_LAYERS, exportLayer, type ExportFormat, type ExportLayer } from "./serving/export.js";
+import { KNOWN_AT, readLabels, writeTrainingSet, type KnownAt } from "./serving/training-set.js";
 import { parseAsOf } from "./timestamps.js";
 import { contractSchemas, entitySchema } from "./model/schema.js";
 import { ENTITIES, type Entity } from "./types.js";
@@ -21,9 +22,9 @@ import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, Nats
 import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { countRecords, fileMessages } from "./sources/files.js";
-import { publishAll, recordMessage, type OutgoingMessage } from "./sinks/publisher.js";
+import { publishAll, recordMessage, type OutgoingMessage } from "./producers/publisher.js";
 import { entityOf } from "./operators/decode.js";
-import { faultsFromEnv } from "./sinks/writer.js";
+import { faultsFromEnv } from "./runtime/faults.js";
 
 const VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
@@ -274,6 +275,43 @@ function build(): Command {
       const count = Math.max(...files.map((f) => String(f.manifest.rows).length));
       for (const f of files) {
         process.stdout.write(`${f.table.padEnd(name)}  ${String(f.manifest.rows).padStart(count)} rows  ${f.path}  digest ${f.manifest.digest}\n`);
+      }
+    });
+
+  program
+    .command("training-set")
+    .description("point-in-time features for each row of a labels file (customer_id, label_time, anything else), with a <out>.manifest.json for MLflow")
+    .option("--labels <file>", "CSV or Parquet with a customer_id and a label_time column (ISO-8601 or epoch ms); other columns pass through")
+    .option("--out <file>", "the training set to write (replaced atomically); rejected labels go to <out>.rejected.csv")
+    .option("--format <format>", "csv or parquet (typed, Snappy); default from the --out extension, else csv")
+    .option("--known-at <policy>", "label: only records available by the label time, as a model served then saw them; latest: everything known now, late arrivals included", "label")
+    .addOption(dataDirOption())
+    .option("--config <file>", "YAML or JSON config file (its features.custom are computed too)")
+    .action(async (flags: CommonFlags & { labels?: string; out?: string; format?: string; knownAt: string }) => {
+      if (flags.labels === undefined) throw new ConfigError("--labels: expected the labels file (CSV or Parquet with customer_id and label_time)");
+      if (flags.out === undefined || flags.out.trim() === "") throw new ConfigError("--out: expected the file to write the training set to");
+      if (!(KNOWN_AT as readonly string[]).includes(flags.knownAt)) throw new ConfigError(`--known-at: expected label or latest, got "${flags.knownAt}"`);
+      const format = flags.format ?? (/\.parquet$/i.test(flags.out) ? "parquet" : "csv");
+      if (format !== "csv" && format !== "parquet") throw new ConfigError(`--format: expected csv or parquet, got "${format}"`);
+      const config = configFrom(flags);
+      const labels = await readLabels(flags.labels);
+      const rawArgs = (program as unknown as { rawArgs: string[] }).rawArgs.slice(2);
+      const written = writeTrainingSet(config.dataDir, labels, {
+        out: flags.out,
+        format,
+        knownAt: flags.knownAt as KnownAt,
+        features: customFeaturesOf(config.features.custom),
+        busyTimeout: config.storage.busyTimeout,
+        commandLine: ["tributary", ...rawArgs],
+      });
+      const ok = written.rows - written.noData - written.rejected.length;
+      process.stdout.write(
+        `${written.rows} rows (${ok} with features, ${written.noData} without data as of their label time, ${written.rejected.length} rejected) -> ${written.file.path}  digest ${written.manifest.digest}\n`,
+      );
+      if (written.rejectedFile !== null) {
+        const reasons = new Map<string, number>();
+        for (const r of written.rejected) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+        warn(`${written.rejected.length} labels rejected (${[...reasons].map(([k, n]) => `${k}: ${n}`).join(", ")}); each is listed in ${written.rejectedFile}`);
       }
     });
 

@@ -40,7 +40,8 @@ export interface FeatureRow {
   days_since_registration: number | null;
 }
 
-interface Window {
+/** One customer's totals as of T: everything before T, and the 30-day window. */
+export interface Window {
   /** Everything before T. */
   all: Totals;
   /** Records in [T − 30 days, T). */
@@ -55,7 +56,7 @@ const round = (x: number, digits: number) => {
 };
 
 /** A custom feature's merge state for one customer: count, stored sum, min and max. */
-interface Bucket {
+export interface Bucket {
   n: number;
   total: number;
   lo: number | null;
@@ -249,7 +250,7 @@ export class FeatureReader {
 }
 
 /** A custom feature's value from its merged bucket: money in cents, durations in seconds, times as ISO-8601. */
-function customValue(c: CustomFeature, b: Bucket | undefined): number | string | null {
+export function customValue(c: CustomFeature, b: Bucket | undefined): number | string | null {
   if (c.aggregate === "count") return b?.n ?? 0;
   const kind = fieldOf(c)!.kind;
   const scale = (v: number) => (kind === "money" ? round(v, 2) : kind === "duration" ? round(v / 1000, 3) : v);
@@ -261,11 +262,13 @@ function customValue(c: CustomFeature, b: Bucket | undefined): number | string |
   return kind === "time" ? formatTimestamp(v) : scale(v);
 }
 
-function hasAny(t: Totals): boolean {
+/** Whether totals hold any record. */
+export function hasAny(t: Totals): boolean {
   return t.tx_count + t.session_count + t.interaction_count + t.event_count > 0;
 }
 
-function toRow(id: string, w: Window, p: { segment: string; registration: number | null } | undefined, T: number): FeatureRow {
+/** The built-in features of one customer as of T, in readable units (what `features` prints). */
+export function toRow(id: string, w: Window, p: { segment: string; registration: number | null } | undefined, T: number): FeatureRow {
   const a = w.all;
   const spend = a.tx_spend_micros / 1e6;
   const registration = p?.registration ?? null;

@@ -28,6 +28,8 @@ export type { FeatureDescription, CustomFeature, CustomFeatureInput, Aggregate }
 export { entitySchema, contractSchemas, SCHEMA_LIMITATIONS } from "./model/schema.js";
 export { BUILTIN_ENTITIES, resolveEntities, checkEntities, silverTableSql, silverColumns } from "./model/entities.js";
 export type { EntityDefinition, EntityField, FieldKind, DerivedColumn, ComputedField } from "./model/entities.js";
+export { trainingSet, readLabels, computeTrainingSet, writeTrainingSet, STATUS_COLUMN, KNOWN_AT } from "./serving/training-set.js";
+export type { KnownAt, LabelSet, LabelStatus, TrainingSetOptions, TrainingSet, RejectedLabel, WrittenTrainingSet } from "./serving/training-set.js";
 export { aggregate, aggregateBatch, rollUpCustomers } from "./operators/aggregate.js";
 export { batchForCommit } from "./operators/batch.js";
 export { ConfigError, StorageError, NoDataError, CheckpointError, SourceError, HttpListenError, StreamMismatchError, DataDirLockedError, NatsUnreachableError } from "./errors.js";

@@ -4,16 +4,16 @@
  * every file read back with DuckDB. Column types are checked as DuckDB sees them, values against
  * the SQLite tables and `tributary features --format json`, and the manifests against the files.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { parse } from "csv-parse/sync";
 import { unpack } from "msgpackr";
-import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { runCli } from "./helpers/cli.js";
 import { tempDirs } from "./helpers/tmp.js";
+import { useDuckDB } from "./helpers/duckdb.js";
 import { openParquetWriter } from "../src/serving/parquet.js";
 import { featureSetHash } from "../src/model/registry-hash.js";
 import { customFeaturesOf } from "../src/model/features.js";
@@ -96,21 +96,11 @@ const DUCK_TYPES: Record<string, string> = {
 const expectedType = (column: string) => DUCK_TYPES[column] ?? (column.endsWith("_at") ? "TIMESTAMP WITH TIME ZONE" : `no type known for ${column}`);
 const MLFLOW_OF_DUCK: Record<string, string> = { VARCHAR: "string", DOUBLE: "double", BIGINT: "long", "TIMESTAMP WITH TIME ZONE": "datetime" };
 
-let instance: DuckDBInstance;
-let duck: DuckDBConnection;
-
-beforeAll(async () => {
-  instance = await DuckDBInstance.create(":memory:");
-  duck = await instance.connect();
-});
-afterAll(() => {
-  duck?.closeSync();
-  instance?.closeSync();
-});
+const duckdb = useDuckDB();
 
 /** A query's column types (as DuckDB names them) and rows, BIGINTs as numbers and times as epoch ms. */
 async function query(sql: string): Promise<{ types: Record<string, string>; rows: Record<string, unknown>[] }> {
-  const r = await duck.runAndReadAll(sql);
+  const r = await duckdb().runAndReadAll(sql);
   const names = r.columnNames();
   const types = Object.fromEntries(names.map((n, i) => [n, String(r.columnTypes()[i])]));
   const rows = r.getRowObjectsJS().map((row) =>
@@ -414,7 +404,7 @@ describe("openParquetWriter", () => {
     const written = w.close();
     expect(written.rows).toBe(10);
     expect(written.sha256).toBe(sha256(file));
-    const r = await duck.runAndReadAll(`SELECT * FROM '${file}'`);
+    const r = await duckdb().runAndReadAll(`SELECT * FROM '${file}'`);
     expect(r.getRowObjectsJS()).toEqual(want);
     const groups = await query(`SELECT row_group_id, max(row_group_num_rows) AS n FROM parquet_metadata('${file}') GROUP BY ALL ORDER BY 1`);
     expect(groups.rows.map((g) => g.n)).toEqual([4, 4, 2]);
