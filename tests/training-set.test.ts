@@ -329,6 +329,40 @@ describe("training sets", () => {
     });
   });
 
+  it("gives the two rows of the README's worked example: one late transaction", async () => {
+    const enc = new TextEncoder();
+    const at = (t: string) => Date.parse(t);
+    const msg = (seq: number, stored: string, body: Record<string, unknown>): SourceMessage => ({
+      origin: "test:readme",
+      originSeq: seq,
+      subject: "tributary.transactions",
+      data: enc.encode(JSON.stringify(body)),
+      receivedAt: at(stored),
+      publishedAt: at(stored),
+      contentType: "application/json",
+      msgId: null,
+    });
+    const dir = tmp();
+    const t = createTopology({
+      dataDir: dir,
+      metrics: false,
+      source: {
+        kind: "observable",
+        messages: from([
+          msg(1, "2026-03-01T09:00:04Z", { transaction_id: "t1", customer_id: "c42", amount: 100, currency: "EUR", transaction_date: "2026-03-01T09:00:00Z" }),
+          msg(2, "2026-03-03T08:00:00Z", { transaction_id: "t2", customer_id: "c42", amount: 50, currency: "USD", transaction_date: "2026-03-01T10:00:00Z" }),
+        ]),
+      },
+    });
+    await t.start();
+    await t.done;
+    await t.stop();
+    const label = [{ customer_id: "c42", label_time: "2026-03-02T12:00:00Z", churned: 0 }];
+    const row = async (knownAt: "label" | "latest") => ((await trainingSet(dir, label, { knownAt })) as TrainingSetRows).rows[0]!;
+    expect(await row("label")).toMatchObject({ churned: 0, purchase_frequency: 1, total_spend: 108, last_transaction_at: at("2026-03-01T09:00:00Z"), feature_status: "ok" });
+    expect(await row("latest")).toMatchObject({ churned: 0, purchase_frequency: 2, total_spend: 158, last_transaction_at: at("2026-03-01T10:00:00Z"), feature_status: "ok" });
+  });
+
   it("gives another digest when one record changes", async () => {
     const changed = w.messages.map((m, i) => (i === 100 && m.subject === "tributary.transactions" ? m : m));
     const k = changed.findIndex((m) => m.subject === "tributary.transactions");
