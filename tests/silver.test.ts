@@ -10,7 +10,7 @@ import { SILVER_MIGRATIONS, SilverStore } from "../src/sinks/silver.js";
 import { BronzeStore } from "../src/sinks/bronze.js";
 import { openLayer } from "../src/sinks/database.js";
 import type { Staged, TransactionRecord } from "../src/types.js";
-import { sourceMessage } from "./unit/fixtures.js";
+import { sourceMessage } from "./helpers/fixtures.js";
 
 const dirs: string[] = [];
 afterEach(() => {

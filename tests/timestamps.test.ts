@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DAY_MS, dayOf, formatTimestamp, parseDay, parseTimestamp } from "../../src/timestamps.js";
+import { DAY_MS, dayOf, formatTimestamp, parseDay, parseTimestamp } from "../src/timestamps.js";
 
 const utc = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0) => Date.UTC(y, mo - 1, d, h, mi, s, ms);
 

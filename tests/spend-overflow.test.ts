@@ -6,10 +6,10 @@
 import { describe, expect, it } from "vitest";
 import { from } from "rxjs";
 import { pack } from "msgpackr";
-import { createTopology } from "../../src/topology.js";
-import { FeatureReader } from "../../src/features.js";
-import type { SourceMessage } from "../../src/types.js";
-import { tempDirs } from "../helpers/tmp.js";
+import { createTopology } from "../src/topology.js";
+import { FeatureReader } from "../src/features.js";
+import type { SourceMessage } from "../src/types.js";
+import { tempDirs } from "./helpers/tmp.js";
 
 const LARGEST = 9_007_199_254.74099;
 

@@ -1,7 +1,7 @@
 /** Custom feature definitions in the config: every wrong one is a config error naming its key. */
 import { describe, expect, it } from "vitest";
-import { parseConfig } from "../../src/config.js";
-import { ConfigError } from "../../src/errors.js";
+import { parseConfig } from "../src/config.js";
+import { ConfigError } from "../src/errors.js";
 
 const problems = (custom: unknown[]): string[] => {
   try {

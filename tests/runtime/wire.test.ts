@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeBatch, encodeBatch } from "../../src/runtime/committer.js";
 import type { Staged } from "../../src/types.js";
-import { sourceMessage } from "./fixtures.js";
+import { sourceMessage } from "../helpers/fixtures.js";
 
 describe("the batch wire format to the commit worker", () => {
   it("carries every field of every record, binary payloads byte for byte, and drops the ack handle", () => {

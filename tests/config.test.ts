@@ -3,8 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { configAsWritten, DEFAULT_RATES, envOverrides, formatDuration, loadConfig, maskSecrets, mergeConfig, parseConfig, parseDuration, readConfigFile, unknownEnvVariables } from "../../src/config.js";
-import { ConfigError } from "../../src/errors.js";
+import { configAsWritten, DEFAULT_RATES, envOverrides, formatDuration, loadConfig, maskSecrets, mergeConfig, parseConfig, parseDuration, readConfigFile, unknownEnvVariables } from "../src/config.js";
+import { ConfigError } from "../src/errors.js";
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -483,7 +483,7 @@ describe("config errors: environment variables", () => {
   });
 
   it("knows every TRIBUTARY_* variable the code, tests, bench, scripts and deploy files read", () => {
-    const root = fileURLToPath(new URL("../..", import.meta.url));
+    const root = fileURLToPath(new URL("..", import.meta.url));
     const names = new Set<string>();
     for (const top of ["src", "tests", "bench", "scripts", "deploy", "examples"]) {
       for (const f of readdirSync(join(root, top), { recursive: true, encoding: "utf8" })) {

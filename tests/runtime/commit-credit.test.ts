@@ -5,7 +5,7 @@ import { CommitCredit } from "../../src/runtime/commit-credit.js";
 import { pulled } from "../../src/sources/pulled.js";
 import { generatorSource } from "../../src/sources/generator.js";
 import type { SourceMessage } from "../../src/types.js";
-import { sourceMessage as message } from "./fixtures.js";
+import { sourceMessage as message } from "../helpers/fixtures.js";
 
 describe("CommitCredit", () => {
   it("grants credit while it fits under the limit and holds the rest until released, in order", async () => {

@@ -3,7 +3,7 @@ import { from, lastValueFrom, toArray } from "rxjs";
 import { pack } from "msgpackr";
 import { decode, decodeMessage, entityOf, isJsonPayload } from "../../src/operators/decode.js";
 import type { Staged } from "../../src/types.js";
-import { sourceMessage } from "./fixtures.js";
+import { sourceMessage } from "../helpers/fixtures.js";
 
 const OPTIONS = { maxPayloadBytes: 1024 };
 const text = (s: string) => new TextEncoder().encode(s);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { createProgress } from "../../src/progress.js";
+import { createProgress } from "../src/progress.js";
 
 describe("createProgress without a TTY", () => {
   it("logs a periodic progress line with done, total, rate and ETA", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { enrich, enrichRecord, type EnrichOptions } from "../../src/operators/enrich.js";
 import type { CustomerRecord, EventRecord, Staged, TransactionRecord, ValidRecord } from "../../src/types.js";
-import { sourceMessage, validStaged } from "./fixtures.js";
+import { sourceMessage, validStaged } from "../helpers/fixtures.js";
 
 const RATES = { USD: 1, EUR: 1.08, GBP: 1.27, JPY: 0.0067 };
 const T = Date.UTC(2026, 2, 1);

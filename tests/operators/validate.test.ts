@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { CONTRACT, validate, validateRecord, type ValidateOptions } from "../../src/operators/validate.js";
 import type { Entity, Staged, ValidRecord } from "../../src/types.js";
-import { decoded, RECEIVED_AT, sourceMessage } from "./fixtures.js";
+import { decoded, RECEIVED_AT, sourceMessage } from "../helpers/fixtures.js";
 import { decodeMessage } from "../../src/operators/decode.js";
 
 const OPTIONS: ValidateOptions = { rates: { USD: 1, EUR: 1.08, GBP: 1.27 } };

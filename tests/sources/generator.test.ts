@@ -5,7 +5,7 @@ import { decodeMessage } from "../../src/operators/decode.js";
 import { validateRecord } from "../../src/operators/validate.js";
 import { DEFAULT_RATES } from "../../src/config.js";
 import { REASONS } from "../../src/types.js";
-import { sourceMessage } from "./fixtures.js";
+import { sourceMessage } from "../helpers/fixtures.js";
 
 const all = (options: Parameters<typeof generateWorkload>[0]) => [...generateWorkload(options)];
 const hex = (data: Uint8Array) => Buffer.from(data).toString("hex");

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { from, lastValueFrom, toArray } from "rxjs";
 import { DedupeWindow, dedupe, dedupeRecord } from "../../src/operators/dedupe.js";
 import type { CustomerRecord, EventRecord, Staged, TransactionRecord, ValidRecord } from "../../src/types.js";
-import { sourceMessage, validStaged } from "./fixtures.js";
+import { sourceMessage, validStaged } from "../helpers/fixtures.js";
 
 const T = Date.UTC(2026, 2, 1);
 const DAY = 86_400_000;
