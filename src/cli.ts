@@ -353,7 +353,7 @@ function build(): Command {
       const log = logger(flags, config);
       const nc = await connectWithRetry(config.nats.url, log, 10_000, config.nats);
       try {
-        await ensureStream(await jetstreamManager(nc), config.nats.stream, config.nats.subjects, log);
+        await ensureStream(await jetstreamManager(nc), config.nats.stream, config.nats.subjects, log, { maxAgeMs: config.nats.maxAge, maxBytes: config.nats.maxBytes });
         const decoder = new TextDecoder();
         const prefix = config.nats.subjects[0]!.split(".")[0]!;
         let unparsable = 0;

@@ -116,6 +116,14 @@ export const configSchema = z
          * stuck: /readyz says why and the consumer is repositioned.
          */
         stallTimeout: duration.refine((ms) => ms >= 1_000, "must be at least 1s").default(15_000),
+        /**
+         * Limits of the stream when tributary creates it (`run`, `publish`): messages older than
+         * `maxAge` or beyond `maxBytes` are discarded by NATS, oldest first. The stream is a buffer
+         * in front of bronze: `maxAge` is how long tributary may be down without losing messages.
+         * A stream that already exists keeps its own limits. 0 means no limit.
+         */
+        maxAge: duration.default(7 * 86_400_000),
+        maxBytes: z.number().int().nonnegative().default(10 * 1024 ** 3),
       })
       .prefault({})
       .superRefine((n, ctx) => {
@@ -257,6 +265,18 @@ export const configSchema = z
          * never wait for a commit) or `inline` (the calling thread).
          */
         commitThread: z.enum(["worker", "inline"]).default("worker"),
+      })
+      .prefault({}),
+    retention: z
+      .strictObject({
+        /**
+         * Bronze messages that silver and gold have both applied are deleted once they arrived
+         * longer ago than this, in small batches on the checkpoint thread. The last message of
+         * each origin stays (it anchors the position and the stream check). 0 keeps everything.
+         */
+        bronze: duration.default(7 * 86_400_000),
+        /** How often the pruning runs. */
+        pruneEvery: duration.refine((ms) => ms >= 100, "must be at least 100ms").default(10_000),
       })
       .prefault({}),
   })

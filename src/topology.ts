@@ -135,7 +135,16 @@ export class Topology {
       });
       // From here on the committer owns the writes.
       local.closeGold();
-      const committer = (this.committer = await openCommitter({ dataDir: dir, storage, faults: this.resolved.faults, thread: storage.commitThread, features: this.custom, entities: this.resolved.entities }));
+      const committer = (this.committer = await openCommitter({
+        dataDir: dir,
+        storage,
+        faults: this.resolved.faults,
+        thread: storage.commitThread,
+        features: this.custom,
+        entities: this.resolved.entities,
+        retention: { bronzeMs: this.config.retention.bronze, everyMs: this.config.retention.pruneEvery },
+        onPruneFailed: (error) => this.log.warn({ event: "bronze_prune_failed", error }, "bronze retention failed; it retries next round"),
+      }));
       const opened = await openSource(this.options.source, { config: this.config, bronze, log: this.log, signal: this.starting.signal, pull: () => loop.pull() });
       this.jetstream = opened.jetstream;
       pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), stages(), committer);
@@ -249,4 +258,3 @@ export class Topology {
 export function createTopology(options: TopologyOptions): Topology {
   return new Topology(options);
 }
-

@@ -28,6 +28,8 @@ describe("parseConfig: defaults", () => {
       ackWait: 30_000,
       maxAckPending: 20_000,
       stallTimeout: 15_000,
+      maxAge: 7 * 86_400_000,
+      maxBytes: 10 * 1024 ** 3,
     });
     expect(c.dataDir).toBe("./data");
     expect(c.dedupe).toEqual({ window: 7 * 86_400_000, maxEntries: 200_000 });
@@ -41,6 +43,7 @@ describe("parseConfig: defaults", () => {
       minEventTime: 0,
     });
     expect(c.storage).toEqual({ synchronous: "full", busyTimeout: 10_000, commitThread: "worker" });
+    expect(c.retention).toEqual({ bronze: 7 * 86_400_000, pruneEvery: 10_000 });
   });
 
   it("defaults the currency to USD with USD, EUR and GBP among the rates", () => {

@@ -2,21 +2,39 @@
  * The WAL checkpointer: a worker thread that copies committed WAL frames into the layer files
  * every few hundred milliseconds (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks a writer).
  * Without it, the commit that crosses `wal_autocheckpoint` does the copy itself, and every batch
- * queued behind it waits: tens of milliseconds of tail latency per checkpoint.
+ * queued behind it waits: tens of milliseconds of tail latency per checkpoint. It also runs bronze
+ * retention (`retention.ts`) between checkpoints, in small batches, so no commit waits for it.
  */
 import Database from "better-sqlite3";
 import { parentPort, workerData } from "node:worker_threads";
+import { BronzeRetention, type RetentionOptions } from "./retention.js";
 
 const port = parentPort!;
-const { files, intervalMs, busyTimeout } = workerData as { files: string[]; intervalMs: number; busyTimeout: number };
+const { files, intervalMs, busyTimeout, retention } = workerData as {
+  /** bronze, silver, gold */
+  files: [string, string, string];
+  intervalMs: number;
+  busyTimeout: number;
+  retention: RetentionOptions;
+};
 const dbs = files.map((f) => {
   const db = new Database(f, { fileMustExist: true, timeout: busyTimeout });
-  // This connection never writes data; it only checkpoints.
+  // This connection writes no data but retention's deletes from bronze; it checkpoints.
   db.pragma("wal_autocheckpoint = 0");
   return db;
 });
+const pruner = new BronzeRetention(dbs[0]!, dbs[1]!, dbs[2]!, retention);
 
 const timer = setInterval(() => {
+  if (pruner.due(Date.now())) {
+    try {
+      const deleted = pruner.round();
+      if (deleted > 0) port.postMessage({ type: "pruned", deleted });
+    } catch (err) {
+      // A busy bronze: the next round tries again. Anything else is worth a log line.
+      if (!/busy|locked/i.test((err as Error).message)) port.postMessage({ type: "prune_failed", error: (err as Error).message });
+    }
+  }
   for (const db of dbs) {
     try {
       db.pragma("wal_checkpoint(PASSIVE)");

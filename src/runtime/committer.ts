@@ -12,6 +12,7 @@ import { LayerWriter, type CommitReports, type WireRecord } from "./layer-writer
 import type { Faults } from "./faults.js";
 import type { CustomFeature } from "../model/features.js";
 import type { EntityDefinition } from "../model/entities.js";
+import type { BronzeRetention, RetentionOptions } from "./retention.js";
 
 export type CommitThread = "worker" | "inline";
 
@@ -34,18 +35,46 @@ export interface CommitterOptions {
   readonly features?: readonly CustomFeature[];
   /** The entities silver keeps (built-in and an embedder's); default the built-in five. */
   readonly entities?: readonly EntityDefinition[];
+  /** Bronze retention (`retention.*`); none when absent. */
+  readonly retention?: RetentionOptions;
+  /** Told when a pruning round fails for a reason other than a busy file. */
+  readonly onPruneFailed?: (message: string) => void;
   readonly thread: CommitThread;
 }
 
 /** Opens a committer; resolves once the layer files are open for writing. */
 export async function openCommitter(options: CommitterOptions): Promise<Committer> {
-  if (options.thread === "inline") return new InlineCommitter(new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? [], options.entities));
+  if (options.thread === "inline") {
+    const writer = new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? [], options.entities);
+    const pruner = options.retention && options.retention.bronzeMs > 0 ? writer.retention(options.retention) : null;
+    return new InlineCommitter(writer, pruner, options.retention?.everyMs, options.onPruneFailed);
+  }
   return WorkerCommitter.open(options);
 }
 
 class InlineCommitter implements Committer {
   private failure: unknown = null;
-  constructor(private readonly writer: LayerWriter) {}
+  private readonly pruning: NodeJS.Timeout | null;
+
+  constructor(
+    private readonly writer: LayerWriter,
+    pruner: BronzeRetention | null,
+    everyMs = 10_000,
+    onPruneFailed?: (message: string) => void,
+  ) {
+    // Inline, retention runs on this thread between commits (JavaScript runs one at a time), a
+    // small batch per round.
+    this.pruning = pruner
+      ? setInterval(() => {
+          try {
+            pruner.round();
+          } catch (err) {
+            if (!/busy|locked/i.test((err as Error).message)) onPruneFailed?.((err as Error).message);
+          }
+        }, everyMs)
+      : null;
+    this.pruning?.unref();
+  }
 
   submit(batch: readonly Staged[], reports: CommitReports): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
@@ -59,6 +88,7 @@ class InlineCommitter implements Committer {
   }
 
   async close(): Promise<void> {
+    if (this.pruning) clearInterval(this.pruning);
     this.writer.close();
   }
 }
@@ -204,10 +234,14 @@ class WorkerCommitter implements Committer {
               files: (["bronze", "silver", "gold"] as const).map((l) => layerPath(options.dataDir, l)),
               intervalMs: CHECKPOINT_INTERVAL_MS,
               busyTimeout: options.storage.busyTimeout,
+              retention: options.retention ?? { bronzeMs: 0, everyMs: 60_000 },
             },
             resourceLimits: { maxOldGenerationSizeMb: 32 },
           });
           checkpointer.on("error", () => undefined); // the writer's autocheckpoint is the fallback
+          checkpointer.on("message", (m: { type: string; error?: string }) => {
+            if (m.type === "prune_failed") options.onPruneFailed?.(m.error ?? "unknown error");
+          });
           resolve(new WorkerCommitter(worker, checkpointer));
         } else if (m.type === "error") {
           cleanup();

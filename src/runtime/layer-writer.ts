@@ -8,6 +8,7 @@ import type { SourceMessage, Staged } from "../types.js";
 import { aggregateBatch } from "../operators/aggregate.js";
 import type { CustomFeature } from "../model/features.js";
 import type { EntityDefinition } from "../model/entities.js";
+import { BronzeRetention, type RetentionOptions } from "./retention.js";
 import { BronzeStore } from "../sinks/bronze.js";
 import { SilverStore, type Committed, type SilverResult } from "../sinks/silver.js";
 import { GoldStore } from "../sinks/gold.js";
@@ -101,6 +102,11 @@ export class LayerWriter {
     this.gold.apply(delta);
     this.crash("after_gold");
     reports.gold(delta.position, performance.now() - t);
+  }
+
+  /** Bronze retention over this writer's connections (for the inline committer). */
+  retention(options: RetentionOptions): BronzeRetention {
+    return new BronzeRetention(this.bronze.db, this.silver.db, this.gold.db, options);
   }
 
   close(): void {

@@ -6,6 +6,7 @@
  */
 import type { SourceMessage, Staged } from "../types.js";
 import type { BronzeStore } from "../sinks/bronze.js";
+import { StorageError } from "../errors.js";
 import type { SilverStore } from "../sinks/silver.js";
 import type { GoldStore } from "../sinks/gold.js";
 import { aggregateBatch } from "../operators/aggregate.js";
@@ -45,6 +46,14 @@ export function recoverLayers(ctx: RecoveryContext): void {
   }
   const bronzePos = bronze.position();
   if (silverPos >= bronzePos) return;
+  // Retention deleted what both layers had applied; a silver behind that (deleted, or restored
+  // from an old copy) cannot be rebuilt from bronze, and must not be rebuilt partly.
+  const floor = bronze.retentionFloor();
+  if (silverPos < floor) {
+    throw new StorageError(
+      `silver is at bronze position ${silverPos}, but bronze retention has deleted messages up to ${floor}: silver cannot be rebuilt from bronze; restore silver.sqlite and gold.sqlite from a backup newer than that, or start a new data dir from the stream`,
+    );
+  }
   const from0 = silverPos;
   while (silverPos < bronzePos) {
     const rows = bronze.readRange(silverPos, bronzePos, ctx.batchSize);

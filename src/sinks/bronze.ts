@@ -39,7 +39,71 @@ export const BRONZE_MIGRATIONS: readonly string[] = [
     recorded_at INTEGER NOT NULL
   );
   `,
+  // 3: retention. Bronze stays append-only, but messages silver and gold have both applied may be
+  // deleted once they are old enough: the floor (the highest sequence both have applied, as the
+  // pruner last read it) only moves forward, and the trigger refuses any delete above it.
+  `
+  DROP TRIGGER messages_no_delete;
+  CREATE TABLE retention (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    floor INTEGER NOT NULL,
+    pruned INTEGER NOT NULL
+  );
+  INSERT INTO retention (id, floor, pruned) VALUES (1, 0, 0);
+  CREATE TRIGGER messages_no_delete BEFORE DELETE ON messages WHEN OLD.seq > (SELECT floor FROM retention)
+    BEGIN SELECT RAISE(ABORT, 'bronze deletes only messages silver and gold have applied'); END;
+  CREATE TRIGGER retention_floor_forward BEFORE UPDATE OF floor ON retention WHEN NEW.floor < OLD.floor
+    BEGIN SELECT RAISE(ABORT, 'the retention floor only moves forward'); END;
+  `,
 ];
+
+/** What one pruning step may delete. */
+export interface PruneBounds {
+  /** The highest bronze sequence silver and gold have both applied. */
+  readonly applied: number;
+  /** Only messages received before this instant (epoch ms). */
+  readonly receivedBefore: number;
+  /** At most this many messages. */
+  readonly limit: number;
+}
+
+/**
+ * Deletes, in one short transaction, the oldest messages that both layers have applied and that
+ * arrived before the bound, keeping the last message of every origin (it holds the origin's
+ * position and anchors the stream check). Returns how many it deleted; 0 when nothing is due.
+ * Messages arrive in sequence order, so the scan stops at the first one that is too new.
+ */
+export function pruneBronze(db: Database, bounds: PruneBounds): number {
+  const step = db.transaction((): number => {
+    const keep = new Set(
+      (db.prepare("SELECT id FROM origins").pluck().all() as number[]).map(
+        (id) => db.prepare("SELECT seq FROM messages WHERE origin_id = ? ORDER BY origin_seq DESC LIMIT 1").pluck().get(id) as number | undefined,
+      ),
+    );
+    const oldest = db.prepare("SELECT seq, received_at FROM messages ORDER BY seq LIMIT ?").raw().all(bounds.limit + keep.size) as [number, number][];
+    let hi = 0;
+    let n = 0;
+    for (const [seq, receivedAt] of oldest) {
+      if (keep.has(seq)) continue;
+      if (seq > bounds.applied || receivedAt >= bounds.receivedBefore || n === bounds.limit) break;
+      hi = seq;
+      n++;
+    }
+    if (n === 0) return 0;
+    db.prepare("UPDATE retention SET floor = max(floor, ?)").run(bounds.applied);
+    const kept = [...keep].filter((s): s is number => s !== undefined && s <= hi);
+    const deleted = db.prepare(`DELETE FROM messages WHERE seq <= ?${kept.length ? ` AND seq NOT IN (${kept.join(",")})` : ""}`).run(hi).changes;
+    db.prepare("UPDATE retention SET pruned = pruned + ?").run(deleted);
+    return deleted;
+  });
+  return step.immediate();
+}
+
+/** Messages retention has deleted from bronze so far (0 for a bronze from before retention). */
+export function prunedCount(db: Database): number {
+  const has = (db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'retention'").pluck().get() as number) > 0;
+  return has ? (db.prepare("SELECT pruned FROM retention").pluck().get() as number) : 0;
+}
 
 /** The stream a JetStream origin was read from: its creation time and its first sequence then. */
 export interface RecordedStream {
@@ -114,6 +178,11 @@ export class BronzeStore {
    */
   append(batch: readonly Pick<Staged, "msg">[]): (number | null)[] {
     return this.appendTx(batch);
+  }
+
+  /** The highest sequence retention may have deleted up to (0 when it never ran). */
+  retentionFloor(): number {
+    return (this.db.prepare("SELECT floor FROM retention").pluck().get() as number | undefined) ?? 0;
   }
 
   /** Highest bronze sequence committed (0 when empty). */

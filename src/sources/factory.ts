@@ -67,6 +67,7 @@ export async function openSource(spec: SourceSpec, ctx: SourceContext): Promise<
           auth: c.nats,
           policy: { newStream: spec.newStream ?? false, acceptGap: spec.acceptGap ?? false },
           stallMs: c.nats.stallTimeout,
+          limits: { maxAgeMs: c.nats.maxAge, maxBytes: c.nats.maxBytes },
           signal: ctx.signal,
           log: ctx.log,
         },

@@ -26,7 +26,15 @@ import { connectWithRetry, type NatsAuth } from "./nats-connection.js";
 
 export { connectWithRetry, redactUrl, type NatsAuth } from "./nats-connection.js";
 
+/** The limits of a stream tributary creates (`nats.maxAge`, `nats.maxBytes`); 0 or absent is none. */
+export interface StreamLimits {
+  readonly maxAgeMs?: number;
+  readonly maxBytes?: number;
+}
+
 export interface JetStreamSourceOptions {
+  /** Limits for the stream when this source creates it. */
+  readonly limits?: StreamLimits;
   readonly url: string;
   readonly stream: string;
   readonly subjects: readonly string[];
@@ -88,13 +96,22 @@ export async function ensureStream(
   name: string,
   subjects: readonly string[],
   log: Logger,
+  limits: StreamLimits = {},
 ): Promise<{ info: StreamInfo; created: boolean }> {
   try {
     return { info: await jsm.streams.info(name), created: false };
   } catch (err) {
     if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
-    const info = await jsm.streams.add({ name, subjects: [...subjects] });
-    log.info({ event: "stream_created", stream: name, subjects }, "created stream");
+    const maxAgeMs = limits.maxAgeMs ?? 0;
+    const maxBytes = limits.maxBytes ?? 0;
+    const info = await jsm.streams.add({
+      name,
+      subjects: [...subjects],
+      // nanoseconds; 0 means no limit, as -1 does for bytes
+      max_age: maxAgeMs > 0 ? maxAgeMs * 1_000_000 : 0,
+      max_bytes: maxBytes > 0 ? maxBytes : -1,
+    });
+    log.info({ event: "stream_created", stream: name, subjects, maxAgeMs, maxBytes }, "created stream");
     return { info, created: true };
   }
 }
@@ -142,7 +159,7 @@ export class JetStreamSource {
     const nc = await connectWithRetry(options.url, options.log, options.connectTimeoutMs, options.auth, options.signal);
     try {
       const jsm = await jetstreamManager(nc);
-      const { info, created } = await ensureStream(jsm, options.stream, options.subjects, options.log);
+      const { info, created } = await ensureStream(jsm, options.stream, options.subjects, options.log, options.limits);
       const source = new JetStreamSource(nc, jsm, options, ledger);
       await source.identify(info, created);
       await source.ensureConsumer(source.lastEmitted);
