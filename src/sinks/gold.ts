@@ -1,13 +1,15 @@
 /**
  * Gold: per-customer daily buckets (from which any feature can be computed as of any time) and
  * the latest profile per customer, written in one transaction per batch together with gold's
- * bronze position. `customer_features` (lifetime totals) and `customer_features_current` are views
- * over them, so they are always exactly what the buckets say.
+ * bronze position. `customer_features` (lifetime totals), `customer_features_current` (the same in
+ * readable units) and `customer_features_today` (every feature as of 00:00Z today) are views over
+ * them, so they are always exactly what the buckets say.
  */
 import type { Statement } from "better-sqlite3";
 import type { GoldDelta } from "../operators/aggregate.js";
 import { CHECKPOINT_TABLE, layerPath, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
 import { fieldOf, storedUnits, type CustomFeature } from "../model/features.js";
+import { isoTimeSql } from "./silver.js";
 import { DAY_MS } from "../timestamps.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -26,6 +28,93 @@ const FEATURES_CURRENT_VIEW = `
       interaction_count, event_count,
       strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
     FROM customer_features;`;
+
+/**
+ * `Math.round(x × 10^digits) / 10^digits` in SQL, as the feature reader rounds: the same IEEE
+ * operations, so the same doubles. floor(y + 0.5) is truncation here because every rounded value
+ * is at least 0 (amounts, durations and the days since a past instant); SQLite's round() rounds
+ * the decimal text instead and can differ in the last digit.
+ */
+function roundSql(x: string, digits: number): string {
+  const f = `${10 ** digits}.0`;
+  return `(CAST((${x}) * ${f} + 0.5 AS INTEGER) / ${f})`;
+}
+
+/** A custom feature's value from its merged bucket `b` (n, total, lo, hi), as `customValue` in src/features.ts computes it. */
+function customValueSql(c: CustomFeature, b: string): string {
+  if (c.aggregate === "count") return `coalesce(${b}.n, 0)`;
+  const kind = fieldOf(c)!.kind;
+  const money = kind === "money";
+  const unit = money ? `${storedUnits("money")}.0` : "1000.0";
+  const digits = money ? 2 : 3;
+  if (c.aggregate === "sum") return roundSql(`coalesce(${b}.total, 0) / ${unit}`, digits);
+  const v = c.aggregate === "mean" ? `${b}.total / ${unit} / ${b}.n` : c.aggregate === "min" ? `${b}.lo` : `${b}.hi`;
+  const value = c.aggregate === "mean" ? roundSql(v, digits) : kind === "time" ? isoTimeSql(v) : money ? roundSql(v, 2) : kind === "duration" ? roundSql(`${v} / 1000.0`, 3) : v;
+  return `CASE WHEN ${b}.n > 0 THEN ${value} END`;
+}
+
+const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
+const sqlName = (s: string) => `"${s.replace(/"/g, '""')}"`;
+
+/**
+ * `customer_features_today`: every feature `tributary features --as-of <00:00Z today>` prints, the
+ * custom ones given here included, for each customer it lists, plus `as_of`. At a midnight the
+ * reader needs no partial day from silver (the 30-day window and every whole-day custom window
+ * start at a midnight too), so gold's buckets alone give the exact values, in SQL. The day is the
+ * reader's UTC clock (SQLite's 'now'). A customer with custom buckets always has a
+ * `customer_daily` row for the same day, so the built-in totals list every customer.
+ */
+export function featuresTodayViewSql(custom: readonly CustomFeature[] = []): string {
+  const buckets = custom.map(
+    (c, i) => `,
+    f${i} AS (SELECT customer_id, sum(n) AS n, total(total) AS total, min(lo) AS lo, max(hi) AS hi
+      FROM feature_daily d, bounds b WHERE d.feature = ${sqlString(c.name)} AND d.day < b.day${c.windowDays === undefined ? "" : ` AND d.day >= b.day - ${c.windowDays}`}
+      GROUP BY customer_id)`,
+  );
+  return `CREATE VIEW customer_features_today AS
+    WITH bounds AS (SELECT s * 1000 AS t, s / 86400 AS day FROM (SELECT CAST(strftime('%s', 'now', 'start of day') AS INTEGER) AS s)),
+    totals AS (
+      SELECT customer_id,
+        sum(tx_count) AS tx_count,
+        total(tx_spend_micros) AS spend_micros,
+        min(tx_first_at) AS first_at,
+        max(tx_last_at) AS last_at,
+        sum(CASE WHEN d.day >= b.day - 30 THEN tx_count ELSE 0 END) AS recent_tx_count,
+        total(CASE WHEN d.day >= b.day - 30 THEN tx_spend_micros ELSE 0 END) AS recent_spend_micros,
+        sum(session_count) AS session_count,
+        total(session_ms) AS session_ms,
+        sum(interaction_count) AS interaction_count,
+        sum(event_count) AS event_count
+      FROM customer_daily d, bounds b WHERE d.day < b.day GROUP BY customer_id
+    )${buckets.join("")},
+    ids AS (
+      SELECT customer_id FROM totals
+      UNION SELECT customer_id FROM customer_profile, bounds b WHERE registration_at IS NULL OR registration_at < b.t
+    )
+    SELECT ids.customer_id,
+      coalesce(p.customer_segment, 'unknown') AS customer_segment,
+      coalesce(t.tx_count, 0) AS purchase_frequency,
+      ${roundSql("coalesce(t.spend_micros, 0) / 1000000.0", 2)} AS total_spend,
+      CASE WHEN t.tx_count > 0 THEN ${roundSql("t.spend_micros / 1000000.0 / t.tx_count", 2)} END AS avg_transaction_value,
+      ${isoTimeSql("t.first_at")} AS first_transaction_at,
+      ${isoTimeSql("t.last_at")} AS last_transaction_at,
+      CASE WHEN t.last_at IS NOT NULL THEN ${roundSql(`(b.t - t.last_at) / ${DAY_MS}.0`, 6)} END AS recency_days,
+      coalesce(t.recent_tx_count, 0) AS transactions_last_30_days,
+      ${roundSql("coalesce(t.recent_spend_micros, 0) / 1000000.0", 2)} AS spend_last_30_days,
+      coalesce(t.session_count, 0) AS session_count,
+      CASE WHEN t.session_count > 0 THEN ${roundSql("t.session_ms / 1000.0 / t.session_count", 3)} END AS avg_session_duration_seconds,
+      coalesce(t.interaction_count, 0) AS interaction_count,
+      coalesce(t.event_count, 0) AS event_count,
+      CASE WHEN p.registration_at < b.t THEN ${roundSql(`(b.t - p.registration_at) / ${DAY_MS}.0`, 6)} END AS days_since_registration,${custom
+        .map((c, i) => `
+      ${customValueSql(c, `f${i}`)} AS ${sqlName(c.name)},`)
+        .join("")}
+      ${isoTimeSql("b.t")} AS as_of
+    FROM ids CROSS JOIN bounds b
+      LEFT JOIN totals t ON t.customer_id = ids.customer_id
+      LEFT JOIN customer_profile p ON p.customer_id = ids.customer_id${custom.map((_, i) => `
+      LEFT JOIN f${i} ON f${i}.customer_id = ids.customer_id`).join("")}`;
+}
 
 /** Money columns hold millionths of the base currency; time columns hold epoch milliseconds. */
 export const GOLD_MIGRATIONS: readonly string[] = [
@@ -153,6 +242,11 @@ export const GOLD_MIGRATIONS: readonly string[] = [
     backfilled_through_day INTEGER,
     complete INTEGER NOT NULL
   ) WITHOUT ROWID;
+  `,
+  // v5: every feature `tributary features` prints, exact as of 00:00Z of the reader's day, for SQL
+  // users. The custom features join it when a topology syncs gold's feature set (syncFeatures).
+  `
+  ${featuresTodayViewSql()};
   `,
 ];
 
@@ -301,6 +395,8 @@ export class GoldStore {
       }).immediate();
       options.log.info({ event: "feature_dropped", feature: h.name }, `dropped custom feature ${h.name} from gold`);
     }
+    // Dropped features leave the view at once; backfilled ones join it when complete.
+    this.syncFeaturesView(features);
     if (pending.length === 0) return;
     this.db.prepare("ATTACH DATABASE ? AS silver").run(layerPath(dataDir, "silver"));
     try {
@@ -308,6 +404,20 @@ export class GoldStore {
     } finally {
       this.db.prepare("DETACH DATABASE silver").run();
     }
+    this.syncFeaturesView(features);
+  }
+
+  /**
+   * Recreates `customer_features_today` with those of `features` that gold holds completely under
+   * the same definition (as readers serve them), in config order, when its columns differ. A
+   * window of a fractional day would need silver's records at 00:00Z, so such a feature stays out.
+   */
+  private syncFeaturesView(features: readonly CustomFeature[]): void {
+    const complete = new Set(this.db.prepare("SELECT name || ' ' || hash FROM feature_defs WHERE complete = 1").pluck().all() as string[]);
+    const sql = featuresTodayViewSql(features.filter((c) => complete.has(`${c.name} ${c.hash}`) && (c.windowDays === undefined || Number.isInteger(c.windowDays))));
+    const held = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'view' AND name = 'customer_features_today'").pluck().get();
+    if (held === sql) return;
+    this.db.transaction(() => this.db.exec(`DROP VIEW IF EXISTS customer_features_today; ${sql};`)).immediate();
   }
 
   private backfill(c: CustomFeature, position: number, log: Logger): void {

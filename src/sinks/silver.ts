@@ -63,7 +63,37 @@ ${BUILTIN_ENTITIES.map((e) => silverTableSql(e)).join("")}  CREATE TABLE quarant
   INSERT INTO pending_fill (what) SELECT 'available_at' WHERE EXISTS (SELECT 1 FROM customers)
     ${BUILTIN_ENTITIES.filter((e) => e.name !== "customers").map((e) => `OR EXISTS (SELECT 1 FROM ${e.name})`).join(" ")};
   `,
+  // 3: views for people who read silver with `sqlite3`: every entity table, the profile history and
+  // the quarantine as `<table>_iso`, with times as ISO-8601 text. A view is fixed when created, so
+  // a later change to a built-in entity's columns must recreate its view in a migration of its own.
+  `
+${[
+  ...BUILTIN_ENTITIES.map((e) => entityIsoViewSql(e)),
+  isoViewSql("customer_history", [["bronze_seq"], ["customer_id"], ["available_at", true], ["customer_segment"], ["registration_at", true]]),
+  isoViewSql("quarantine", [["bronze_seq"], ["entity"], ["subject"], ["reason"], ["field"], ["detail"], ["received_at", true]]),
+].join("")}  `,
 ];
+
+/** SQL turning an epoch-ms column into ISO-8601 UTC text with milliseconds, as `tributary features` prints times. */
+export function isoTimeSql(column: string): string {
+  return `strftime('%Y-%m-%dT%H:%M:%fZ', ${column} / 1000.0, 'unixepoch')`;
+}
+
+/**
+ * A view `<table>_iso` of `table` with the same columns in the same order, those marked as times
+ * (epoch ms in the table) as ISO-8601 text under the same names.
+ */
+function isoViewSql(table: string, columns: readonly (readonly [column: string, time?: boolean])[], { ifNotExists = false } = {}): string {
+  const select = columns.map(([c, time]) => (time ? `${isoTimeSql(c)} AS ${c}` : c)).join(",\n      ");
+  return `  CREATE VIEW ${ifNotExists ? "IF NOT EXISTS " : ""}${table}_iso AS\n    SELECT ${select}\n    FROM ${table};\n`;
+}
+
+/** The `<entity>_iso` view of an entity's silver table: its timestamp fields and `available_at` as ISO-8601 text. */
+export function entityIsoViewSql(entity: EntityDefinition, options: { ifNotExists?: boolean } = {}): string {
+  const times = new Set(entity.fields.filter((f) => f.kind === "timestamp").map(columnOf));
+  const columns = silverColumns(entity).map((c) => [c.column, times.has(c.column)] as const);
+  return isoViewSql(entity.name, [...columns, ["bronze_seq"], ["available_at", true]], options);
+}
 
 /** Binds a record's columns (by key) and the bronze sequence to a prepared insert, without building an array. */
 function binder(stmt: Statement, keys: readonly string[]): (r: Record<string, unknown>, seq: number, at: number) => number {
@@ -186,7 +216,9 @@ export class SilverStore {
     const db = this.db;
     // By name: definitions reach the commit thread as copies.
     const added = entities.filter((e) => !BUILTIN_ENTITIES.some((b) => b.name === e.name));
-    if (added.length > 0) db.exec(added.map((e) => silverTableSql(e, { ifNotExists: true, availableAt: true })).join(""));
+    if (added.length > 0) {
+      db.exec(added.map((e) => silverTableSql(e, { ifNotExists: true, availableAt: true }) + entityIsoViewSql(e, { ifNotExists: true })).join(""));
+    }
     fillAvailability(db, dataDir);
     this.tables = new Map(entities.map((e) => [e.name, entityTable(db, e)]));
     const entityLabel = (entity: string): string => (this.tables.has(entity) ? entity : "unknown");
