@@ -13,6 +13,7 @@ import { FeatureReader, formatFeatures, type FeatureRow } from "./features.js";
 import { readStatus } from "./status.js";
 import { EXPORT_FORMATS, EXPORT_LAYERS, exportLayer, type ExportFormat, type ExportLayer } from "./serving/export.js";
 import { KNOWN_AT, readLabels, writeTrainingSet, type KnownAt } from "./serving/training-set.js";
+import { QUARANTINE_FORMATS, QuarantineReader, formatQuarantine, type QuarantineFormat } from "./serving/quarantine.js";
 import { parseAsOf } from "./timestamps.js";
 import { contractSchemas, entitySchema } from "./model/schema.js";
 import { ENTITIES, type Entity } from "./types.js";
@@ -338,6 +339,35 @@ function build(): Command {
         ...s.origins.map((o) => [`origin ${o.origin}`, o.created ? `read up to ${o.position} (stream created ${o.created})` : `read up to ${o.position}`]),
       ];
       process.stdout.write(pad(rows) + "\n");
+    });
+
+  program
+    .command("quarantine")
+    .description("rejected messages, newest first: reason, field, detail, subject and receive time beside the payload decoded from bronze")
+    .option("--reason <reason>", "only messages quarantined for this reason (decode_error, missing_field, invalid_type, ...)")
+    .option("--limit <n>", "at most this many messages (all of them: tributary export --layer quarantine)", "100")
+    .option("--format <format>", "table (payloads shortened), csv or json (each payload as JSON)", "table")
+    .addOption(dataDirOption())
+    .option("--config <file>", "YAML or JSON config file")
+    // A mistyped flag is one line, as a bad value is: the help would push it off the screen.
+    .showHelpAfterError(false)
+    .action((flags: CommonFlags & { reason?: string; limit: string; format: string }) => {
+      if (!(QUARANTINE_FORMATS as readonly string[]).includes(flags.format)) {
+        throw new ConfigError(`--format: expected one of ${QUARANTINE_FORMATS.join(", ")}, got "${flags.format}"`);
+      }
+      const limit = /^\d+$/.test(flags.limit) ? Number(flags.limit) : 0;
+      if (!(limit > 0 && Number.isSafeInteger(limit))) throw new ConfigError(`--limit: expected a whole number of at least 1, got "${flags.limit}"`);
+      const config = configFrom(flags);
+      const reader = new QuarantineReader(config.dataDir, { busyTimeout: config.storage.busyTimeout });
+      try {
+        const reasons = reader.reasons();
+        if (flags.reason !== undefined && !reasons.includes(flags.reason)) {
+          throw new ConfigError(`--reason: expected one of ${reasons.join(", ")}, got "${flags.reason}"`);
+        }
+        process.stdout.write(formatQuarantine(reader.read({ reason: flags.reason, limit }), flags.format as QuarantineFormat));
+      } finally {
+        reader.close();
+      }
     });
 
   program

@@ -8,8 +8,6 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { Unpackr, type Options as UnpackrOptions } from "msgpackr";
-import type { Statement } from "better-sqlite3";
 import { layerPath, openLayer, readPosition, type Database, type Layer } from "../sinks/database.js";
 import { SILVER_MIGRATIONS } from "../sinks/silver.js";
 import { GOLD_MIGRATIONS } from "../sinks/gold.js";
@@ -17,12 +15,12 @@ import { BRONZE_MIGRATIONS } from "../sinks/bronze.js";
 import { FeatureReader } from "../features.js";
 import { BUILTIN_FEATURES, FEATURE_SOURCES, describeCustom, type CustomFeature, type FeatureType } from "../model/features.js";
 import { featureSetHash } from "../model/registry-hash.js";
-import { isJsonPayload } from "../operators/decode.js";
 import { ENTITIES } from "../types.js";
-import { DAY_MS, formatTimestamp } from "../timestamps.js";
+import { DAY_MS } from "../timestamps.js";
 import { NoDataError } from "../errors.js";
 import { openParquetWriter, type ParquetOptions } from "./parquet.js";
 import { openCsvWriter } from "./csv.js";
+import { PayloadReader } from "./quarantine.js";
 import { readLayerPositions, tributaryVersion, writeManifest, type DatasetManifest, type LayerPositions } from "./manifest.js";
 import type { Cell, ColumnSpec, ColumnType, TableWriter } from "./output-file.js";
 
@@ -281,45 +279,4 @@ function exportGold(options: ExportOptions): ExportedFile[] {
 
 function* mapRows<T, U>(rows: Iterable<T>, f: (row: T) => U): Iterable<U> {
   for (const r of rows) yield f(r);
-}
-
-// The decoder's options: 64-bit integers beyond 2^53 come back as BigInt, exact.
-const unpackr = new Unpackr({ mapsAsObjects: true, useRecords: false, int64AsType: "auto" } as unknown as UnpackrOptions);
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/** A quarantined message's payload from bronze as JSON text, or null when it does not decode. */
-class PayloadReader {
-  private readonly select: Statement;
-  constructor(bronze: Database) {
-    this.select = bronze.prepare("SELECT payload, content_type FROM messages WHERE seq = ?");
-  }
-
-  json(seq: bigint): string | null {
-    const m = this.select.get(seq) as { payload: Buffer; content_type: string | null } | undefined;
-    if (!m) return null;
-    try {
-      if (isJsonPayload(m.payload, m.content_type)) {
-        const text = utf8.decode(m.payload).trim();
-        JSON.parse(text);
-        return text;
-      }
-      return JSON.stringify(jsonValue(unpackr.unpack(m.payload), 0));
-    } catch {
-      // Not JSON, not MessagePack, or nested past what a reader could use: `detail` says why.
-      return null;
-    }
-  }
-}
-
-/** A decoded MessagePack value as JSON can hold it: big integers as strings, bytes as base64, times as ISO-8601, unset fields left out. */
-function jsonValue(v: unknown, depth: number): unknown {
-  if (depth > 64) throw new RangeError("payload nested too deep");
-  if (typeof v === "bigint") return v.toString();
-  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64");
-  if (v instanceof Date) return Number.isNaN(v.getTime()) ? null : formatTimestamp(v.getTime());
-  if (Array.isArray(v)) return v.map((x) => jsonValue(x, depth + 1));
-  if (v instanceof Map) return Object.fromEntries([...v].map(([k, x]) => [String(k), jsonValue(x, depth + 1)]));
-  // An unset field (MessagePack's `undefined` extension) is left out, as JSON.stringify leaves it.
-  if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== undefined).map(([k, x]) => [k, jsonValue(x, depth + 1)]));
-  return v === undefined ? null : v;
 }
