@@ -10,7 +10,8 @@ import { createTopology, type PipelineStats, type SourceSpec, type Topology } fr
 import { parseListen, type HttpListen } from "./http.js";
 import { createProgress } from "./progress.js";
 import { FeatureReader, formatFeatures, type FeatureRow } from "./features.js";
-import { readStatus } from "./status.js";
+import { readStatus, readStreamStatus, type StreamStatus } from "./status.js";
+import { probeStream } from "./sources/stream-probe.js";
 import { EXPORT_FORMATS, EXPORT_LAYERS, exportLayer, type ExportFormat, type ExportLayer } from "./serving/export.js";
 import { KNOWN_AT, readLabels, writeTrainingSet, type KnownAt } from "./serving/training-set.js";
 import { QUARANTINE_FORMATS, QuarantineReader, formatQuarantine, type QuarantineFormat } from "./serving/quarantine.js";
@@ -67,13 +68,21 @@ function formatDescriptions(features: readonly FeatureDescription[], format: "ta
   return formatFeatures(features as unknown as FeatureRow[], format, ["name", "type", "unit", "description", "definition"]);
 }
 
-/** The end-of-run summary: records per layer, duplicates, quarantine by reason, time and rate. */
+/**
+ * The end-of-run summary: records per layer, duplicates, quarantine by reason, and time and rate
+ * twice: over the whole run, and over the time it was busy (a message in the stages or a batch
+ * committing), which leaves out the time spent waiting for messages.
+ */
 export function formatSummary(s: PipelineStats): string {
   const silver = Object.values(s.silver).reduce((a, b) => a + b, 0);
   const dups = Object.values(s.duplicates).reduce((a, b) => a + b, 0);
   const quarantined = Object.entries(s.quarantined).filter(([, n]) => n > 0);
   const q = quarantined.reduce((a, [, n]) => a + n, 0);
-  const secs = Math.max(s.elapsedMs, 1) / 1000;
+  const rate = (ms: number) => {
+    if (s.bronze === 0) return "-";
+    const r = s.bronze / (Math.max(ms, 1) / 1000);
+    return `${r < 10 ? r.toFixed(2) : Math.round(r).toLocaleString("en-US")} msg/s`;
+  };
   const rows: (string | number)[][] = [
     ["bronze messages", s.bronze],
     ...(s.redelivered ? [["already in bronze (skipped)", s.redelivered]] : []),
@@ -82,10 +91,21 @@ export function formatSummary(s: PipelineStats): string {
     ["duplicates removed", dups],
     ["quarantined", q],
     ...quarantined.map(([r, n]) => [`  ${r}`, n]),
-    ["elapsed", `${secs.toFixed(2)} s`],
-    ["rate", `${Math.round(s.bronze / secs).toLocaleString("en-US")} msg/s`],
+    ["elapsed", `${(s.elapsedMs / 1000).toFixed(2)} s`],
+    ["busy", `${(s.busyMs / 1000).toFixed(2)} s`],
+    ["rate over elapsed", rate(s.elapsedMs)],
+    ["rate over busy", rate(s.busyMs)],
   ];
   return pad(rows);
+}
+
+/** `status`'s stream lines: the stream's last sequence, bronze's lag behind it and the consumer's backlog, or why NATS could not say. */
+function formatStreamStatus(s: StreamStatus): string {
+  if (!s.reachable) return `stream: unreachable (${s.reason})`;
+  const lines = [`stream: ${s.name}, last sequence ${s.lastSeq} (first ${s.firstSeq}, ${s.messages} messages, created ${s.created})`];
+  lines.push(s.lag === null ? `lag: unknown (${s.note})` : `lag: ${s.lag} (stream last sequence ${s.lastSeq} − bronze's ${s.bronzeLastSeq})`);
+  lines.push(s.consumer ? `consumer: ${s.consumer.name}, pending ${s.consumer.pending}, ack pending ${s.consumer.ackPending}` : "consumer: none on the server");
+  return lines.join("\n");
 }
 
 interface RunOptions {
@@ -318,13 +338,20 @@ function build(): Command {
 
   program
     .command("status")
-    .description("counts per layer: bronze messages, silver records, duplicates and quarantine by reason")
+    .description("counts per layer (bronze messages, silver records, duplicates, quarantine by reason), positions, and the stream's last sequence and lag when NATS answers")
     .addOption(dataDirOption())
     .option("--config <file>", "YAML or JSON config file")
+    .option("--nats <url>", "NATS server URL (default $NATS_URL, then nats://127.0.0.1:4222)")
+    .option("--stream <name>", "JetStream stream name (default TRIBUTARY)")
+    .option("--connect-timeout <seconds>", "how long to wait for NATS before printing the local numbers alone", "2")
     .addOption(new Option("--format <format>", "output format").choices(["table", "json"]).default("table"))
-    .action((flags: CommonFlags & { format: "table" | "json" }) => {
+    .action(async (flags: CommonFlags & { format: "table" | "json"; connectTimeout: string }) => {
       const config = configFrom(flags);
+      const timeoutMs = Number(flags.connectTimeout) * 1000;
+      if (!(timeoutMs > 0)) throw new ConfigError(`--connect-timeout: expected a positive number of seconds, got "${flags.connectTimeout}"`);
       const s = readStatus(config.dataDir);
+      const { url, stream, consumer } = config.nats;
+      s.stream = readStreamStatus(s, await probeStream({ url, stream, consumer, auth: config.nats, timeoutMs }));
       if (flags.format === "json") {
         process.stdout.write(JSON.stringify(s, null, 2) + "\n");
         return;
@@ -336,9 +363,10 @@ function build(): Command {
         ...Object.entries(s.quarantine).filter(([, n]) => n > 0).map(([r, n]) => [`quarantine ${r}`, n]),
         ["customers in gold", s.customers],
         ["positions bronze/silver/gold", `${s.positions.bronze}/${s.positions.silver}/${s.positions.gold}`],
-        ...s.origins.map((o) => [`origin ${o.origin}`, o.created ? `read up to ${o.position} (stream created ${o.created})` : `read up to ${o.position}`]),
+        ["watermark", s.watermark ?? "none"],
+        ...s.origins.map((o) => [`origin ${o.origin}`, o.created ? `last sequence ${o.lastSeq} (stream created ${o.created})` : `last sequence ${o.lastSeq}`]),
       ];
-      process.stdout.write(pad(rows) + "\n");
+      process.stdout.write(pad(rows) + "\n" + formatStreamStatus(s.stream) + "\n");
     });
 
   program

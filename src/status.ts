@@ -1,14 +1,22 @@
 /**
- * `tributary status`: what a data directory holds, read from the three layers. Valid records +
- * quarantined + duplicates = bronze messages once silver has caught up with bronze.
+ * `tributary status`: what a data directory holds, read from the three layers, and, when NATS
+ * answers, how far bronze is behind the stream. Valid records + quarantined + duplicates = bronze
+ * messages once silver has caught up with bronze.
+ *
+ * Words: a layer's **position** is the highest bronze sequence it has applied; a **sequence**
+ * (`lastSeq`, `firstSeq`) numbers messages in their source: the stream sequence for JetStream, the
+ * record index for a file.
  */
 import { existsSync } from "node:fs";
-import { layerPath, openLayer, readPosition } from "./sinks/database.js";
+import { layerPath, openLayer } from "./sinks/database.js";
 import { BRONZE_MIGRATIONS } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS } from "./sinks/gold.js";
 import { ENTITIES, REASONS } from "./types.js";
 import { StorageError } from "./errors.js";
+import { readLayerTotals } from "./observability/layer-totals.js";
+import { jetstreamOrigin } from "./sources/jetstream.js";
+import type { StreamProbe } from "./sources/stream-probe.js";
 
 export interface Status {
   bronze: { messages: number; position: number };
@@ -17,12 +25,29 @@ export interface Status {
   quarantine: Record<string, number>;
   positions: { bronze: number; silver: number; gold: number };
   customers: number;
+  /** The highest event time among the event records silver holds (ISO-8601), or null. */
+  watermark: string | null;
   /**
-   * What bronze read from each source, by origin: the last position, and for JetStream origins
-   * the stream's name and identity (creation time, first sequence) as bronze recorded them.
+   * What bronze read from each source, by origin: the last sequence it holds, and for JetStream
+   * origins the stream's name and identity (creation time, first sequence) as bronze recorded them.
    */
-  origins: { origin: string; position: number; stream: string | null; created: string | null; firstSeq: number | null }[];
+  origins: { origin: string; lastSeq: number; stream: string | null; created: string | null; firstSeq: number | null }[];
+  /** The stream as NATS reports it, when status asked (`readStreamStatus`). */
+  stream?: StreamStatus;
 }
+
+/** The stream's state beside bronze's, or why NATS could not say. */
+export type StreamStatus =
+  | (Extract<StreamProbe, { reachable: true }> & {
+      /** The origin bronze records this stream under, or null when bronze has read nothing from it. */
+      origin: string | null;
+      /** The highest stream sequence bronze holds from this stream (0 when none). */
+      bronzeLastSeq: number;
+      /** Stream sequences bronze has not read: `lastSeq − bronzeLastSeq`; null when they are not comparable (see `note`). */
+      lag: number | null;
+      note?: string;
+    })
+  | Extract<StreamProbe, { reachable: false }>;
 
 /** Reads the status of a data directory (read-only; safe beside a running daemon). */
 export function readStatus(dataDir: string): Status {
@@ -34,19 +59,20 @@ export function readStatus(dataDir: string): Status {
   const silver = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
   const gold = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
   try {
-    const b = bronze.prepare("SELECT count(*) AS n, coalesce(max(seq), 0) AS p FROM messages").get() as { n: number; p: number };
-    const counts = (sql: string, keys: readonly string[]) => {
+    const totals = readLayerTotals({ bronze, silver, gold });
+    const counts = (keys: readonly string[], entries: Iterable<[string, number]>) => {
       const out: Record<string, number> = Object.fromEntries(keys.map((k) => [k, 0]));
-      for (const r of silver.prepare(sql).all() as { k: string; n: number }[]) out[r.k] = r.n;
+      for (const [k, n] of entries) out[k] = (out[k] ?? 0) + n;
       return out;
     };
     return {
-      bronze: { messages: b.n, position: b.p },
-      silver: counts("SELECT entity AS k, n FROM accepted_counts", ENTITIES),
-      duplicates: counts("SELECT entity AS k, count(*) AS n FROM duplicates GROUP BY entity", ENTITIES.slice(1)),
-      quarantine: counts("SELECT reason AS k, count(*) AS n FROM quarantine GROUP BY reason", REASONS),
-      positions: { bronze: b.p, silver: readPosition(silver, "silver"), gold: readPosition(gold, "gold") },
+      bronze: { messages: bronze.prepare("SELECT count(*) FROM messages").pluck().get() as number, position: totals.positions.bronze },
+      silver: counts(ENTITIES, totals.silver),
+      duplicates: counts(ENTITIES.slice(1), totals.duplicates),
+      quarantine: counts(REASONS, totals.quarantine.map((q) => [q.reason, q.n])),
+      positions: { ...totals.positions },
       customers: gold.prepare("SELECT count(*) FROM customer_features").pluck().get() as number,
+      watermark: totals.watermark === null ? null : new Date(totals.watermark).toISOString(),
       origins: readOrigins(bronze),
     };
   } finally {
@@ -56,6 +82,30 @@ export function readStatus(dataDir: string): Status {
   }
 }
 
+/**
+ * The stream's state beside what bronze read from it: the origin bronze records it under is the
+ * one with the stream's identity (or, for a data dir from before identities, `jetstream:<name>`).
+ */
+export function readStreamStatus(status: Status, probe: StreamProbe): StreamStatus {
+  if (!probe.reachable) return probe;
+  const recorded = status.origins.filter((o) => o.stream === probe.name);
+  const origin =
+    recorded.find((o) => o.created === probe.created) ??
+    (recorded.length === 0 ? status.origins.find((o) => o.origin === jetstreamOrigin(probe.name) && o.stream === null) : undefined);
+  if (!origin) {
+    if (recorded.length > 0) {
+      const note = `the server's stream ${probe.name} (created ${probe.created}) is not the one bronze read (created ${recorded[recorded.length - 1]!.created})`;
+      return { ...probe, origin: null, bronzeLastSeq: 0, lag: null, note };
+    }
+    return { ...probe, origin: null, bronzeLastSeq: 0, lag: probe.lastSeq };
+  }
+  const lag = probe.lastSeq - origin.lastSeq;
+  if (lag < 0) {
+    return { ...probe, origin: origin.origin, bronzeLastSeq: origin.lastSeq, lag: null, note: `the stream ends at sequence ${probe.lastSeq}, before bronze's ${origin.lastSeq}` };
+  }
+  return { ...probe, origin: origin.origin, bronzeLastSeq: origin.lastSeq, lag };
+}
+
 function readOrigins(bronze: ReturnType<typeof openLayer>): Status["origins"] {
   // A bronze file from before stream identities (schema 1) has no streams table.
   const hasStreams = (bronze.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'streams'").pluck().get() as number) > 0;
@@ -63,11 +113,10 @@ function readOrigins(bronze: ReturnType<typeof openLayer>): Status["origins"] {
   return (
     bronze
       .prepare(
-        `SELECT o.name AS origin, (SELECT coalesce(max(m.origin_seq), 0) FROM messages m WHERE m.origin_id = o.id) AS position, ${identity}
+        `SELECT o.name AS origin, (SELECT coalesce(max(m.origin_seq), 0) FROM messages m WHERE m.origin_id = o.id) AS last_seq, ${identity}
          FROM origins o ${hasStreams ? "LEFT JOIN streams s ON s.origin_id = o.id" : ""} ORDER BY o.id`,
       )
       .raw()
       .all() as [string, number, string | null, string | null, number | null][]
-  ).map(([origin, position, stream, created, firstSeq]) => ({ origin, position, stream, created, firstSeq }));
+  ).map(([origin, lastSeq, stream, created, firstSeq]) => ({ origin, lastSeq, stream, created, firstSeq }));
 }
-

@@ -26,6 +26,7 @@ import { openCommitter, type Committer } from "./runtime/committer.js";
 import { openDataDir, type LocalDataDir } from "./runtime/data-dir.js";
 import { SegmentCache } from "./runtime/segments.js";
 import { RunStats, summaryFields, type PipelineStats } from "./runtime/stats.js";
+import { readLayerTotals } from "./observability/layer-totals.js";
 import { recoverLayers } from "./runtime/recovery.js";
 import { CommitLoop, commitFailure } from "./runtime/commit-loop.js";
 import { resolveOptions, type ResolvedOptions, type TopologyOptions } from "./runtime/options.js";
@@ -119,6 +120,8 @@ export class Topology {
       const { bronze, silver, gold } = local;
       const cumulativeAck = this.options.source.kind === "jetstream";
       const loop = (this.loop = new CommitLoop({ bronze, run: this.run, batch, cumulativeAck, goldCommitted: (customers) => this.serving.invalidate(customers) }));
+      // The data dir's numbers, before /metrics serves anything: a restart does not read 0.
+      this.metrics?.seed(readLayerTotals({ bronze: bronze.db, silver: silver.db, gold: gold.db }, this.resolved.entities));
       if (this.options.http) await this.startHttp(this.options.http);
       const stages = () => this.resolved.stages(new SegmentCache((id) => silver.segmentOf(id)));
       recoverLayers({
@@ -133,6 +136,7 @@ export class Topology {
         onSilver: (summary) => this.run.silverCommitted(summary),
         log: this.log,
       });
+      this.metrics?.seedPositions({ bronze: bronze.position(), silver: silver.position(), gold: gold.position() });
       // From here on the committer owns the writes.
       local.closeGold();
       const committer = (this.committer = await openCommitter({
@@ -147,7 +151,7 @@ export class Topology {
       }));
       const opened = await openSource(this.options.source, { config: this.config, bronze, log: this.log, signal: this.starting.signal, pull: () => loop.pull() });
       this.jetstream = opened.jetstream;
-      pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), stages(), committer);
+      pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), this.run.timed(stages()), committer);
     } catch (err) {
       await this.close();
       // Stopped before the source was open (a SIGTERM while the broker is unreachable): a clean stop.

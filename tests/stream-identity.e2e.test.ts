@@ -97,8 +97,8 @@ describe("stream identity", () => {
     // status names both origins and the stream identity each was read from.
     const origins = JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout).origins;
     expect(origins).toEqual([
-      { origin: "jetstream:TRIBUTARY", position: 730, stream: "TRIBUTARY", created: oldCreated, firstSeq: 1 },
-      { origin: `jetstream:TRIBUTARY@${newCreated}`, position: 1457, stream: "TRIBUTARY", created: newCreated, firstSeq: 1 },
+      { origin: "jetstream:TRIBUTARY", lastSeq: 730, stream: "TRIBUTARY", created: oldCreated, firstSeq: 1 },
+      { origin: `jetstream:TRIBUTARY@${newCreated}`, lastSeq: 1457, stream: "TRIBUTARY", created: newCreated, firstSeq: 1 },
     ]);
   });
 

@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import { ENTITIES, type Reason } from "../types.js";
 import type { DedupeWindow } from "../operators/dedupe.js";
 import type { JetStreamSource } from "../sources/jetstream.js";
+import type { LayerTotals } from "./layer-totals.js";
 
 const KNOWN_ENTITIES: ReadonlySet<string> = new Set(ENTITIES);
 
@@ -28,6 +29,9 @@ export const METRIC_NAMES = [
   "tributary_dedupe_cache_entries",
   "tributary_watermark_timestamp_seconds",
   "tributary_position",
+  "tributary_silver_records",
+  "tributary_silver_duplicates",
+  "tributary_silver_quarantined",
   "tributary_up",
 ] as const;
 
@@ -62,7 +66,13 @@ export class PipelineMetrics {
   readonly batchSize: Histogram;
   readonly endToEnd: Histogram;
   readonly position: Gauge<"layer">;
+  /** What silver holds (all runs, not only this process's): seeded from the data dir, then kept current. */
+  readonly silverRecords: Gauge<"entity">;
+  readonly silverDuplicates: Gauge<"entity">;
+  readonly silverQuarantined: Gauge<"entity" | "reason">;
   readonly up: Gauge;
+  /** The data dir's watermark at start; the gauge shows the higher of it and the live one. */
+  private seededWatermark: number | null = null;
 
   constructor(sources: MetricsSources, options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -98,7 +108,30 @@ export class PipelineMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    this.position = new Gauge({ name: "tributary_position", help: "Bronze sequence each layer has committed.", labelNames: ["layer"], registers });
+    this.position = new Gauge({
+      name: "tributary_position",
+      help: "Each layer's position: the highest bronze sequence it has applied (read from the data dir at start).",
+      labelNames: ["layer"],
+      registers,
+    });
+    this.silverRecords = new Gauge({
+      name: "tributary_silver_records",
+      help: "Valid records silver has accepted, profile updates included, over every run (read from the data dir at start).",
+      labelNames: ["entity"],
+      registers,
+    });
+    this.silverDuplicates = new Gauge({
+      name: "tributary_silver_duplicates",
+      help: "Duplicates silver has listed, over every run (read from the data dir at start).",
+      labelNames: ["entity"],
+      registers,
+    });
+    this.silverQuarantined = new Gauge({
+      name: "tributary_silver_quarantined",
+      help: "Messages quarantined in silver by reason code, over every run (read from the data dir at start).",
+      labelNames: ["entity", "reason"],
+      registers,
+    });
     this.up = new Gauge({ name: "tributary_up", help: "1 while the pipeline runs without failure.", registers });
     new Gauge({
       name: "tributary_dedupe_cache_entries",
@@ -108,13 +141,15 @@ export class PipelineMetrics {
         this.set(sources.dedupeEntries());
       },
     });
-    new Gauge({
+    const watermark: Gauge = new Gauge({
       name: "tributary_watermark_timestamp_seconds",
-      help: "Highest event time seen, as Unix seconds.",
+      help: "Highest event time of the event records silver holds (read at start) or this run has seen since, as Unix seconds.",
       registers,
-      collect() {
-        const w = sources.watermark();
-        if (w !== null) this.set(w / 1000);
+      collect: () => {
+        const live = sources.watermark();
+        const seeded = this.seededWatermark;
+        const w = live === null ? seeded : seeded === null ? live : Math.max(live, seeded);
+        if (w !== null) watermark.set(w / 1000);
       },
     });
     let consumerCache: { at: number; value: Promise<{ pending: number; ackPending: number } | null> } | null = null;
@@ -146,9 +181,34 @@ export class PipelineMetrics {
     this.up.set(1);
   }
 
-  /** Counts a silver commit's outcome. */
+  /**
+   * Sets the data dir's numbers: positions, silver's totals and the watermark, as the layers hold
+   * them at start. The commits then keep them current.
+   */
+  seed(totals: LayerTotals): void {
+    this.seedPositions(totals.positions);
+    for (const [gauge, counts] of [
+      [this.silverRecords, totals.silver],
+      [this.silverDuplicates, totals.duplicates],
+    ] as const) {
+      gauge.reset();
+      for (const [entity, n] of counts) gauge.inc({ entity: entityLabel(entity) }, n);
+    }
+    this.silverQuarantined.reset();
+    for (const q of totals.quarantine) this.silverQuarantined.inc({ entity: entityLabel(q.entity), reason: q.reason }, q.n);
+    this.seededWatermark = totals.watermark;
+  }
+
+  /** Sets each layer's position (at start, and again once recovery has brought the layers up to bronze). */
+  seedPositions(positions: LayerTotals["positions"]): void {
+    for (const layer of ["bronze", "silver", "gold"] as const) this.position.set({ layer }, positions[layer]);
+  }
+
+  /** Counts a silver commit's quarantined messages, in the run's counter and silver's total. */
   countQuarantine(entity: string, reason: Reason, n: number): void {
-    this.quarantined.inc({ entity: entityLabel(entity), reason }, n);
+    const labels = { entity: entityLabel(entity), reason };
+    this.quarantined.inc(labels, n);
+    this.silverQuarantined.inc(labels, n);
   }
 
   /** The text exposition, for `/metrics`. */

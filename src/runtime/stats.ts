@@ -6,7 +6,7 @@
 import { BehaviorSubject, type Observable } from "rxjs";
 import type { Entity, Reason } from "../types.js";
 import { ENTITIES, REASONS } from "../types.js";
-import type { PipelineMetrics } from "../observability/metrics.js";
+import { entityLabel, type PipelineMetrics } from "../observability/metrics.js";
 import type { SilverSummary } from "./layer-writer.js";
 import type { Logger } from "../log.js";
 
@@ -28,6 +28,11 @@ export interface PipelineStats {
   watermark: number | null;
   startedAt: number;
   elapsedMs: number;
+  /**
+   * Time the run held work (ms): from a message entering the stages while nothing was in flight
+   * to the commit that left nothing in flight, summed. Waiting for messages is not counted.
+   */
+  busyMs: number;
 }
 
 /** A `checkpoint` log line at most this often (each commit is logged at debug level). */
@@ -45,6 +50,7 @@ function emptyStats(): PipelineStats {
     watermark: null,
     startedAt: Date.now(),
     elapsedMs: 0,
+    busyMs: 0,
   };
 }
 
@@ -58,6 +64,7 @@ export function summaryFields(s: PipelineStats): Record<string, unknown> {
     duplicates: s.duplicates,
     quarantined,
     elapsedMs: s.elapsedMs,
+    busyMs: s.busyMs,
   };
 }
 
@@ -70,6 +77,12 @@ function splitQuarantineKey(key: string): [string, Reason] {
 export class RunStats {
   private readonly subject = new BehaviorSubject<PipelineStats>(emptyStats());
   private lastCheckpointLog = Date.now();
+  /** Messages that entered the stages and whose batch has not finished committing. */
+  private inFlight = 0;
+  /** When {@link inFlight} last rose from 0. */
+  private busySince = 0;
+  /** Sizes of the batches through bronze whose silver and gold reports are still to come, oldest first. */
+  private readonly awaitingGold: number[] = [];
   /** Emitted after every gold commit. */
   readonly stats$: Observable<PipelineStats> = this.subject.asObservable();
 
@@ -83,6 +96,24 @@ export class RunStats {
     return this.subject.value;
   }
 
+  /**
+   * The stages as live consumption runs them, counting each message in: the run is busy from the
+   * moment one enters while nothing is in flight until its batch (and any after it) is committed.
+   */
+  timed<T, R>(stages: (m: T) => R): (m: T) => R {
+    return (m) => {
+      if (this.inFlight++ === 0) this.busySince = performance.now();
+      return stages(m);
+    };
+  }
+
+  /** `n` messages are through their last commit. */
+  private finished(n: number): void {
+    if (n === 0 || this.inFlight === 0) return;
+    this.inFlight = Math.max(0, this.inFlight - n);
+    if (this.inFlight === 0) this.subject.value.busyMs += performance.now() - this.busySince;
+  }
+
   /** A message bronze already held, recognised before or at its commit. */
   redelivered(recordedInMetrics = false): void {
     this.subject.value.redelivered++;
@@ -92,6 +123,9 @@ export class RunStats {
   /** A bronze commit: `committed` new messages per entity label, in a batch of `size`, up to `last`. */
   bronzeCommitted(perEntity: ReadonlyMap<string, number>, committed: number, size: number, last: number, ms: number): void {
     this.subject.value.bronze += committed;
+    // A batch bronze held entirely goes no further; any other one finishes at its gold commit.
+    if (committed > 0) this.awaitingGold.push(size);
+    else this.finished(size);
     if (!this.metrics) return;
     this.metrics.commitSeconds.observe({ layer: "bronze" }, ms / 1000);
     for (const [entity, k] of perEntity) this.metrics.messages.inc({ layer: "bronze", entity }, k);
@@ -112,8 +146,14 @@ export class RunStats {
       this.metrics?.countQuarantine(entity, reason, n);
     }
     if (this.metrics) {
-      for (const [entity, n] of perEntity) this.metrics.messages.inc({ layer: "silver", entity }, n);
-      for (const [entity, n] of commit.duplicates) this.metrics.duplicates.inc({ entity }, n);
+      for (const [entity, n] of perEntity) {
+        this.metrics.messages.inc({ layer: "silver", entity }, n);
+        this.metrics.silverRecords.inc({ entity: entityLabel(entity) }, n);
+      }
+      for (const [entity, n] of commit.duplicates) {
+        this.metrics.duplicates.inc({ entity }, n);
+        this.metrics.silverDuplicates.inc({ entity: entityLabel(entity) }, n);
+      }
       this.metrics.position.set({ layer: "silver" }, commit.position);
     }
     return perEntity;
@@ -128,6 +168,7 @@ export class RunStats {
       const now = Date.now();
       for (const t of publishedAt) this.metrics.endToEnd.observe((now - t) / 1000);
     }
+    this.finished(this.awaitingGold.shift() ?? 0);
     const s = this.subject.value;
     s.batches++;
     s.goldPosition = position;
@@ -149,6 +190,11 @@ export class RunStats {
   /** The stats as the run ends. */
   final(): PipelineStats {
     const s = this.subject.value;
+    // Stopped with work in flight (a failed commit): it was busy until now.
+    if (this.inFlight > 0) {
+      s.busyMs += performance.now() - this.busySince;
+      this.busySince = performance.now();
+    }
     s.elapsedMs = Date.now() - s.startedAt;
     s.watermark = this.watermark();
     return s;
