@@ -14,6 +14,7 @@ import { readStatus, readStreamStatus, type StreamStatus } from "./status.js";
 import { probeStream } from "./sources/stream-probe.js";
 import { EXPORT_FORMATS, EXPORT_LAYERS, exportLayer, type ExportFormat, type ExportLayer } from "./serving/export.js";
 import { KNOWN_AT, readLabels, writeTrainingSet, type KnownAt } from "./serving/training-set.js";
+import { formatOptimizeReport, optimizeDataDir } from "./serving/optimize.js";
 import { QUARANTINE_FORMATS, QuarantineReader, formatQuarantine, type QuarantineFormat } from "./serving/quarantine.js";
 import { parseAsOf } from "./timestamps.js";
 import { contractSchemas, entitySchema } from "./model/schema.js";
@@ -334,6 +335,19 @@ function build(): Command {
         for (const r of written.rejected) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
         warn(`${written.rejected.length} labels rejected (${[...reasons].map(([k, n]) => `${k}: ${n}`).join(", ")}); each is listed in ${written.rejectedFile}`);
       }
+    });
+
+  program
+    .command("optimize")
+    .description("checkpoint and truncate the WALs, return freed pages to the file system, refresh planner statistics; safe beside a running daemon")
+    .addOption(dataDirOption())
+    .option("--config <file>", "YAML or JSON config file (its features.custom are timed too)")
+    .option("--full", "also convert files from before incremental vacuum (rewrites them: stop the daemon first)")
+    .addOption(new Option("--format <format>", "output format").choices(["table", "json"]).default("table"))
+    .action((flags: CommonFlags & { full?: boolean; format: "table" | "json" }) => {
+      const config = configFrom(flags);
+      const report = optimizeDataDir(config.dataDir, { full: flags.full ?? false, busyTimeout: config.storage.busyTimeout, features: customFeaturesOf(config.features.custom) });
+      process.stdout.write(flags.format === "json" ? JSON.stringify(report, null, 2) + "\n" : formatOptimizeReport(report));
     });
 
   program

@@ -265,6 +265,11 @@ export const configSchema = z
          * never wait for a commit) or `inline` (the calling thread).
          */
         commitThread: z.enum(["worker", "inline"]).default("worker"),
+        /**
+         * How often the daemon runs the incremental parts of `tributary optimize` by itself
+         * (returning freed pages to the file system, `PRAGMA optimize`); 0 never.
+         */
+        optimizeEvery: duration.default(600_000),
       })
       .prefault({}),
     retention: z

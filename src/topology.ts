@@ -147,6 +147,7 @@ export class Topology {
         features: this.custom,
         entities: this.resolved.entities,
         retention: { bronzeMs: this.config.retention.bronze, everyMs: this.config.retention.pruneEvery },
+        optimizeEveryMs: storage.optimizeEvery,
         onPruneFailed: (error) => this.log.warn({ event: "bronze_prune_failed", error }, "bronze retention failed; it retries next round"),
       }));
       const opened = await openSource(this.options.source, { config: this.config, bronze, log: this.log, signal: this.starting.signal, pull: () => loop.pull() });
@@ -262,3 +263,4 @@ export class Topology {
 export function createTopology(options: TopologyOptions): Topology {
   return new Topology(options);
 }
+

@@ -42,7 +42,7 @@ describe("parseConfig: defaults", () => {
       maxTextLength: 1_024,
       minEventTime: 0,
     });
-    expect(c.storage).toEqual({ synchronous: "full", busyTimeout: 10_000, commitThread: "worker" });
+    expect(c.storage).toEqual({ synchronous: "full", busyTimeout: 10_000, commitThread: "worker", optimizeEvery: 600_000 });
     expect(c.retention).toEqual({ bronze: 7 * 86_400_000, pruneEvery: 10_000 });
   });
 

@@ -10,52 +10,24 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { generateWorkload } from "../src/sources/generator.js";
-import { publishAll } from "../src/producers/publisher.js";
 import { startNatsServer, type NatsServer } from "../src/testing/nats-server.js";
 import { runCli, startCli } from "./helpers/cli.js";
-import { dumpLayers } from "./helpers/tables.js";
+import { bronzeRetention, dumpLayers } from "./helpers/tables.js";
+import { until } from "./helpers/poll.js";
+import { publishAndDrainReference } from "./helpers/stream.js";
 import { tempDirs } from "./helpers/tmp.js";
 
 const MESSAGES = 30_000;
 const tmp = tempDirs("retention-e2e");
 
-function bronzeState(dir: string): { held: number; pruned: number } {
-  try {
-    const db = new Database(join(dir, "bronze.sqlite"), { readonly: true, fileMustExist: true });
-    try {
-      const held = db.prepare("SELECT count(*) FROM messages").pluck().get() as number;
-      const hasRetention = (db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'retention'").pluck().get() as number) > 0;
-      return { held, pruned: hasRetention ? (db.prepare("SELECT pruned FROM retention").pluck().get() as number) : 0 };
-    } finally {
-      db.close();
-    }
-  } catch {
-    return { held: 0, pruned: 0 };
-  }
-}
 
-async function until(what: string, ok: () => boolean, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("bronze retention and kill -9", () => {
   let server: NatsServer;
   let reference: Record<string, unknown[]>;
   beforeAll(async () => {
     server = await startNatsServer();
-    const nc = await connect({ servers: server.url });
-    await (await jetstreamManager(nc)).streams.add({ name: "TRIBUTARY", subjects: ["tributary.>"] });
-    await publishAll(nc, generateWorkload({ seed: 5, messages: MESSAGES }));
-    await nc.close();
-    const dir = tmp();
-    const r = await runCli(["run", "--drain", "--nats", server.url, "--data-dir", dir], { TRIBUTARY_NATS_CONSUMER: "reference" });
-    expect(r.code, r.stderr).toBe(0);
-    reference = dumpLayers(dir);
+    reference = await publishAndDrainReference(server.url, { seed: 5, messages: MESSAGES }, tmp());
   });
   afterAll(async () => {
     await server?.stop();
@@ -92,10 +64,10 @@ describe("bronze retention and kill -9", () => {
     writeFileSync(config, `retention:\n  bronze: 1s\n  pruneEvery: 100ms\nbatch:\n  maxRecords: 500\n`);
     const env = { TRIBUTARY_NATS_CONSUMER: "retained" };
     for (let kill = 1; kill <= 2; kill++) {
-      const before = bronzeState(dir).pruned;
+      const before = bronzeRetention(dir).pruned;
       const daemon = startCli(["run", "--config", config, "--nats", server.url, "--data-dir", dir], env);
       // Killed while pruning is under way: some messages pruned since this start, not all of them.
-      await until(`pruning after start ${kill}`, () => bronzeState(dir).pruned > before + 1_000);
+      await until(`pruning after start ${kill}`, () => bronzeRetention(dir).pruned > before + 1_000);
       daemon.proc.kill("SIGKILL");
       const r = await daemon.result;
       expect(r.signal ?? r.code).toBe("SIGKILL");
@@ -104,7 +76,7 @@ describe("bronze retention and kill -9", () => {
     expect(drained.code, drained.stderr).toBe(0);
 
     expect(dumpLayers(dir)).toEqual(reference);
-    const { held, pruned } = bronzeState(dir);
+    const { held, pruned } = bronzeRetention(dir);
     expect(pruned).toBeGreaterThan(0);
     expect(held + pruned).toBe(MESSAGES);
     const db = new Database(join(dir, "bronze.sqlite"), { readonly: true });

@@ -8,14 +8,17 @@
 import Database from "better-sqlite3";
 import { parentPort, workerData } from "node:worker_threads";
 import { BronzeRetention, type RetentionOptions } from "./retention.js";
+import { vacuumSteps } from "./maintenance.js";
 
 const port = parentPort!;
-const { files, intervalMs, busyTimeout, retention } = workerData as {
+const { files, intervalMs, busyTimeout, retention, optimizeEveryMs } = workerData as {
   /** bronze, silver, gold */
   files: [string, string, string];
   intervalMs: number;
   busyTimeout: number;
   retention: RetentionOptions;
+  /** Every this many ms, the incremental parts of `optimize` (0: never). */
+  optimizeEveryMs: number;
 };
 const dbs = files.map((f) => {
   const db = new Database(f, { fileMustExist: true, timeout: busyTimeout });
@@ -24,6 +27,20 @@ const dbs = files.map((f) => {
   return db;
 });
 const pruner = new BronzeRetention(dbs[0]!, dbs[1]!, dbs[2]!, retention);
+let optimizeAt = optimizeEveryMs > 0 ? Date.now() + optimizeEveryMs : Number.POSITIVE_INFINITY;
+
+/** The incremental parts of `tributary optimize`: freed pages back to the file system, planner statistics. */
+function maintain(): void {
+  optimizeAt = Date.now() + optimizeEveryMs;
+  for (const db of dbs) {
+    try {
+      vacuumSteps(db, 16);
+      db.pragma("optimize");
+    } catch {
+      // Busy: the next round.
+    }
+  }
+}
 
 const timer = setInterval(() => {
   if (pruner.due(Date.now())) {
@@ -35,6 +52,7 @@ const timer = setInterval(() => {
       if (!/busy|locked/i.test((err as Error).message)) port.postMessage({ type: "prune_failed", error: (err as Error).message });
     }
   }
+  if (Date.now() >= optimizeAt) maintain();
   for (const db of dbs) {
     try {
       db.pragma("wal_checkpoint(PASSIVE)");

@@ -35,6 +35,8 @@ export interface CommitterOptions {
   readonly features?: readonly CustomFeature[];
   /** The entities silver keeps (built-in and an embedder's); default the built-in five. */
   readonly entities?: readonly EntityDefinition[];
+  /** How often the checkpoint thread runs the incremental parts of `optimize` (`storage.optimizeEvery`); 0 or absent never. */
+  readonly optimizeEveryMs?: number;
   /** Bronze retention (`retention.*`); none when absent. */
   readonly retention?: RetentionOptions;
   /** Told when a pruning round fails for a reason other than a busy file. */
@@ -235,6 +237,7 @@ class WorkerCommitter implements Committer {
               intervalMs: CHECKPOINT_INTERVAL_MS,
               busyTimeout: options.storage.busyTimeout,
               retention: options.retention ?? { bronzeMs: 0, everyMs: 60_000 },
+              optimizeEveryMs: options.optimizeEveryMs ?? 0,
             },
             resourceLimits: { maxOldGenerationSizeMb: 32 },
           });

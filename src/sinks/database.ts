@@ -118,6 +118,12 @@ export function openLayer(dataDir: string, layer: Layer, migrations: readonly st
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeout))}`);
     checkIdentity(db, file, layer, migrations.length);
     if (!options.readonly) {
+      // A new file keeps its freed pages for incremental vacuum (`tributary optimize` and the
+      // daemon's own maintenance return them to the file system); it can only be set before the
+      // first table. An older file is converted by `tributary optimize --full`.
+      if (Number(db.pragma("user_version", { simple: true })) === 0 && Number(db.pragma("page_count", { simple: true })) <= 1) {
+        db.pragma("auto_vacuum = INCREMENTAL");
+      }
       const mode = db.pragma("journal_mode = WAL", { simple: true });
       if (String(mode).toLowerCase() !== "wal") throw new StorageError(`${file}: could not switch to WAL (journal_mode is ${mode})`);
       migrate(db, migrations);

@@ -40,3 +40,19 @@ export function bronzeCount(dataDir: string): number {
     return 0;
   }
 }
+
+/** Messages bronze holds and those retention has pruned (zeros before bronze exists). */
+export function bronzeRetention(dataDir: string): { held: number; pruned: number } {
+  try {
+    const db = new Database(join(dataDir, "bronze.sqlite"), { readonly: true, fileMustExist: true });
+    try {
+      const held = db.prepare("SELECT count(*) FROM messages").pluck().get() as number;
+      const hasRetention = (db.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'retention'").pluck().get() as number) > 0;
+      return { held, pruned: hasRetention ? (db.prepare("SELECT pruned FROM retention").pluck().get() as number) : 0 };
+    } finally {
+      db.close();
+    }
+  } catch {
+    return { held: 0, pruned: 0 };
+  }
+}
