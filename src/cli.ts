@@ -372,6 +372,7 @@ function build(): Command {
       }
       const rows: (string | number)[][] = [
         ["bronze messages", s.bronze.messages],
+        ...(s.bronze.pruned > 0 ? [["  pruned by retention", s.bronze.pruned]] : []),
         ...Object.entries(s.silver).map(([e, n]) => [`silver ${e}`, n]),
         ...Object.entries(s.duplicates).map(([e, n]) => [`duplicates ${e}`, n]),
         ...Object.entries(s.quarantine).filter(([, n]) => n > 0).map(([r, n]) => [`quarantine ${r}`, n]),

@@ -9,7 +9,7 @@
  */
 import { existsSync } from "node:fs";
 import { layerPath, openLayer } from "./sinks/database.js";
-import { BRONZE_MIGRATIONS } from "./sinks/bronze.js";
+import { BRONZE_MIGRATIONS, prunedCount } from "./sinks/bronze.js";
 import { SILVER_MIGRATIONS } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS } from "./sinks/gold.js";
 import { ENTITIES, REASONS } from "./types.js";
@@ -19,7 +19,8 @@ import { jetstreamOrigin } from "./sources/jetstream.js";
 import type { StreamProbe } from "./sources/stream-probe.js";
 
 export interface Status {
-  bronze: { messages: number; position: number };
+  /** `messages` bronze holds now; `pruned` those retention deleted (held + pruned = every message stored). */
+  bronze: { messages: number; pruned: number; position: number };
   silver: Record<string, number>;
   duplicates: Record<string, number>;
   quarantine: Record<string, number>;
@@ -66,7 +67,7 @@ export function readStatus(dataDir: string): Status {
       return out;
     };
     return {
-      bronze: { messages: bronze.prepare("SELECT count(*) FROM messages").pluck().get() as number, position: totals.positions.bronze },
+      bronze: { messages: bronze.prepare("SELECT count(*) FROM messages").pluck().get() as number, pruned: prunedCount(bronze), position: totals.positions.bronze },
       silver: counts(ENTITIES, totals.silver),
       duplicates: counts(ENTITIES.slice(1), totals.duplicates),
       quarantine: counts(REASONS, totals.quarantine.map((q) => [q.reason, q.n])),

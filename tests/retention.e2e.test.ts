@@ -87,7 +87,8 @@ describe("bronze retention and kill -9", () => {
     } finally {
       db.close();
     }
-    const status = JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout) as { positions: { bronze: number } };
+    const status = JSON.parse((await runCli(["status", "--data-dir", dir, "--format", "json"])).stdout) as { bronze: { messages: number; pruned: number }; positions: { bronze: number } };
     expect(status.positions.bronze).toBe(MESSAGES);
+    expect(status.bronze).toMatchObject({ messages: held, pruned });
   });
 });

@@ -309,7 +309,7 @@ export class JetStreamSource {
       if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.ConsumerNotFound) throw err;
       if (startAfter > 0) {
         log.warn(
-          { event: "consumer_missing", consumer, bronzePosition: startAfter },
+          { event: "consumer_missing", consumer, bronzeLastSeq: startAfter },
           `durable consumer ${consumer} is missing (deleted?); recreating it at bronze's position ${startAfter + 1}`,
         );
       }
@@ -318,7 +318,7 @@ export class JetStreamSource {
     }
     const state = {
       consumer,
-      bronzePosition: startAfter,
+      bronzeLastSeq: startAfter,
       serverAckFloor: info.ack_floor.stream_seq,
       serverDelivered: info.delivered.stream_seq,
       ackPending: info.num_ack_pending,
