@@ -29,7 +29,7 @@ import { RunStats, summaryFields, type PipelineStats } from "./runtime/stats.js"
 import { readLayerTotals } from "./observability/layer-totals.js";
 import { recoverLayers } from "./runtime/recovery.js";
 import { CommitLoop, commitFailure } from "./runtime/commit-loop.js";
-import { resolveOptions, type ResolvedOptions, type TopologyOptions } from "./runtime/options.js";
+import { committerOptions, resolveOptions, type ResolvedOptions, type TopologyOptions } from "./runtime/options.js";
 import { FeatureService, type FeatureLookups } from "./serving/features.js";
 import { readinessOf, topologyEndpoints } from "./serving/endpoints.js";
 import type { CustomFeature } from "./model/features.js";
@@ -139,17 +139,7 @@ export class Topology {
       this.metrics?.seedPositions({ bronze: bronze.position(), silver: silver.position(), gold: gold.position() });
       // From here on the committer owns the writes.
       local.closeGold();
-      const committer = (this.committer = await openCommitter({
-        dataDir: dir,
-        storage,
-        faults: this.resolved.faults,
-        thread: storage.commitThread,
-        features: this.custom,
-        entities: this.resolved.entities,
-        retention: { bronzeMs: this.config.retention.bronze, everyMs: this.config.retention.pruneEvery },
-        optimizeEveryMs: storage.optimizeEvery,
-        onPruneFailed: (error) => this.log.warn({ event: "bronze_prune_failed", error }, "bronze retention failed; it retries next round"),
-      }));
+      const committer = (this.committer = await openCommitter(committerOptions(this.resolved)));
       const opened = await openSource(this.options.source, { config: this.config, bronze, log: this.log, signal: this.starting.signal, pull: () => loop.pull() });
       this.jetstream = opened.jetstream;
       pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), this.run.timed(stages()), committer);

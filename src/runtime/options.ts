@@ -17,6 +17,7 @@ import { composeStages, type InsertedStage } from "../operators/stage.js";
 import { customFeaturesOf, type CustomFeature } from "../model/features.js";
 import { resolveEntities, type EntityDefinition } from "../model/entities.js";
 import { NO_FAULTS, type Faults } from "./faults.js";
+import type { CommitterOptions } from "./committer.js";
 
 export interface TopologyOptions {
   /** Configuration (validated, defaults applied). `dataDir` here wins over `config.dataDir`. */
@@ -97,5 +98,21 @@ export function resolveOptions(options: TopologyOptions): ResolvedOptions {
         [validateStage({ rates, minEventTime, maxIdLength, maxTextLength, entities }), dedupeStage(window), enrichStage({ rates, segments, entities })],
         options.stages ?? [],
       ),
+  };
+}
+
+/** What the committer needs from the resolved options: the data dir, storage, features, entities, retention and maintenance. */
+export function committerOptions(r: ResolvedOptions): CommitterOptions {
+  const { config, log } = r;
+  return {
+    dataDir: config.dataDir,
+    storage: config.storage,
+    faults: r.faults,
+    thread: config.storage.commitThread,
+    features: r.custom,
+    entities: r.entities,
+    retention: { bronzeMs: config.retention.bronze, everyMs: config.retention.pruneEvery },
+    optimizeEveryMs: config.storage.optimizeEvery,
+    onPruneFailed: (error) => log.warn({ event: "bronze_prune_failed", error }, "bronze retention failed; it retries next round"),
   };
 }

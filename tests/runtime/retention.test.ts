@@ -13,6 +13,8 @@ import { createTopology } from "../../src/topology.js";
 import { BronzeStore, pruneBronze, prunedCount } from "../../src/sinks/bronze.js";
 import type { SourceMessage } from "../../src/types.js";
 import { tempDirs } from "../helpers/tmp.js";
+import { until } from "../helpers/poll.js";
+import { bronzeRetention } from "../helpers/tables.js";
 import { sourceMessage } from "../helpers/fixtures.js";
 
 const tmp = tempDirs("retention");
@@ -64,11 +66,7 @@ describe("bronze retention", () => {
       await t.start();
       for (const m of messages) live.next(m);
       // Pruning runs on its own clock: wait for it, with a deadline.
-      const deadline = Date.now() + 20_000;
-      while (count(dir, "SELECT count(*) FROM messages") > 200) {
-        if (Date.now() > deadline) throw new Error(`bronze still holds ${count(dir, "SELECT count(*) FROM messages")} messages`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await until("retention to prune the 600 old messages", () => bronzeRetention(dir).pruned >= 600, 20_000);
       await t.stop();
       // The 200 recent ones stay (the origin's last message is among them).
       expect(count(dir, "SELECT count(*) FROM messages")).toBe(200);
