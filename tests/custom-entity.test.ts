@@ -13,6 +13,7 @@ import Database from "better-sqlite3";
 import { createTopology } from "../src/topology.js";
 import { resolveEntities, silverTableSql } from "../src/model/entities.js";
 import { entitySchema } from "../src/model/schema.js";
+import { exportLayer } from "../src/serving/export.js";
 import type { SourceMessage } from "../src/types.js";
 import { RETURNS, RETURN_FEATURES } from "../examples/returns-entity.js";
 import { tempDirs } from "./helpers/tmp.js";
@@ -133,6 +134,12 @@ describe("an entity added through createTopology", () => {
     };
     check((id, at) => t.features.get(id, at) as Record<string, unknown> | null);
     await t.stop();
+
+    // A silver export through the library writes the added entity's table too.
+    const out = join(dir, "export");
+    const files = exportLayer({ dataDir: dir, layer: "silver", format: "csv", outDir: out, entities: resolveEntities([RETURNS]), commandLine: [] });
+    expect(files.map((f) => f.table)).toContain("silver.returns");
+    expect(files.find((f) => f.table === "silver.returns")!.manifest.rows).toBe(returns.length);
 
     // Lose silver and gold: the next start rebuilds both from bronze, through the same entity.
     for (const f of ["silver.sqlite", "gold.sqlite"]) for (const x of ["", "-wal", "-shm"]) rmSync(join(dir, f + x), { force: true });

@@ -13,9 +13,9 @@ import { SILVER_MIGRATIONS } from "../sinks/silver.js";
 import { GOLD_MIGRATIONS } from "../sinks/gold.js";
 import { BRONZE_MIGRATIONS } from "../sinks/bronze.js";
 import { FeatureReader } from "../features.js";
-import { BUILTIN_FEATURES, FEATURE_SOURCES, describeCustom, type CustomFeature, type FeatureType } from "../model/features.js";
+import { BUILTIN_FEATURES, describeCustom, type CustomFeature, type FeatureType } from "../model/features.js";
 import { featureSetHash } from "../model/registry-hash.js";
-import { ENTITIES } from "../types.js";
+import { BUILTIN_ENTITIES, eventTimeColumn, type EntityDefinition } from "../model/entities.js";
 import { DAY_MS } from "../timestamps.js";
 import { NoDataError } from "../errors.js";
 import { openParquetWriter, type ParquetOptions } from "./parquet.js";
@@ -46,6 +46,8 @@ export interface ExportOptions {
   readonly features?: readonly CustomFeature[];
   /** The command line each manifest records. */
   readonly commandLine: readonly string[];
+  /** The entities whose silver tables a silver export writes (default the built-in five; pass an embedder's too). */
+  readonly entities?: readonly EntityDefinition[];
   readonly rowGroupRows?: number;
   /** The clock for gold's default as-of (default Date.now). */
   readonly now?: () => number;
@@ -111,13 +113,12 @@ interface TableQuery {
   readonly bound?: "instant" | "day";
 }
 
-/** The silver entity tables and the event time each one's as-of filter follows. */
-function silverTables(): TableQuery[] {
-  return ENTITIES.map((e) => {
-    if (e === "customers") return { table: e, before: "(registration_at IS NULL OR registration_at < ?)" };
-    const source = FEATURE_SOURCES[e];
-    if (!source) throw new Error(`no event time known for silver table ${e}`);
-    return { table: source.table, before: `${source.eventTime} < ?` };
+/** The silver entity tables and the event time each one's as-of filter follows, from the entity registry. */
+function silverTables(entities: readonly EntityDefinition[]): TableQuery[] {
+  return entities.map((e) => {
+    const time = eventTimeColumn(e);
+    // A profile's time (registration) may be unknown: such a profile is in every as-of export.
+    return { table: e.name, before: e.keep === "latest" ? `(${time} IS NULL OR ${time} < ?)` : `${time} < ?` };
   });
 }
 
@@ -226,7 +227,7 @@ export function exportLayer(options: ExportOptions): ExportedFile[] {
         const rows = mapRows(tableRows(silver, q, stored, options.asOf), (r) => [...(r as Cell[]), payloads.json(r[seqAt] as bigint)]);
         return [writeTable(options, "silver.quarantine", `quarantine.${ext}`, columns, rows, asOf, positions)];
       }
-      return silverTables().map((q) => {
+      return silverTables(options.entities ?? BUILTIN_ENTITIES).map((q) => {
         const columns = sqliteTableColumns(silver, q.table);
         return writeTable(options, `silver.${q.table}`, `${q.table}.${ext}`, columns, tableRows(silver, q, columns, options.asOf) as Iterable<Cell[]>, asOf, positions);
       });
