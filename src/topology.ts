@@ -31,6 +31,7 @@ import { recoverLayers } from "./runtime/recovery.js";
 import { CommitLoop, commitFailure } from "./runtime/commit-loop.js";
 import { committerOptions, resolveOptions, type ResolvedOptions, type TopologyOptions } from "./runtime/options.js";
 import { FeatureService, type FeatureLookups } from "./serving/features.js";
+import { trainingSet } from "./serving/training-set.js";
 import { readinessOf, topologyEndpoints } from "./serving/endpoints.js";
 import type { CustomFeature } from "./model/features.js";
 
@@ -186,6 +187,14 @@ export class Topology {
     this.jetstream?.stop();
     this.stop$.next();
     return this.done;
+  }
+
+  /**
+   * A point-in-time training set over this topology's data dir, with its custom features (see
+   * `trainingSet`): labels as a CSV or Parquet file or as objects; with `out`, written with its manifest.
+   */
+  trainingSet(labels: Parameters<typeof trainingSet>[1], options: Parameters<typeof trainingSet>[2] = {}): ReturnType<typeof trainingSet> {
+    return trainingSet(this.config.dataDir, labels, { features: this.custom, busyTimeout: this.config.storage.busyTimeout, ...options });
   }
 
   /**

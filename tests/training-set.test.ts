@@ -204,6 +204,14 @@ describe("training sets", () => {
     expect(differ).toBeGreaterThan(15);
   });
 
+  it("is available from a topology, with its custom features", async () => {
+    const t = createTopology({ dataDir: dir, source: { kind: "observable", messages: from([]) }, metrics: false, config: { currency: { rates: RATES }, features: { custom: CUSTOM } } });
+    const fromTopology = (await t.trainingSet(labels.slice(0, 20), { knownAt: "label", now: NOW })) as TrainingSetRows;
+    const direct = (await trainingSet(dir, labels.slice(0, 20), { knownAt: "label", features: custom, now: NOW })) as TrainingSetRows;
+    expect(fromTopology.rows).toEqual(direct.rows);
+    expect(fromTopology.columns.map((c) => c.name)).toContain("spend_last_7_days");
+  });
+
   it("under latest, equals features --as-of at each label's instant", () => {
     const set = computeTrainingSet(dir, labelsFromObjects(labels), { knownAt: "latest", features: custom, now: NOW });
     const reader = new FeatureReader(dir, { features: custom });
