@@ -35,6 +35,7 @@ import { describeMachine, machineInfo } from "./machine.js";
 import { evaluateTargets, formatReport, type BenchResults, type LatencyRow, type PhaseSummary } from "./report.js";
 import { chartFromResults } from "./svg.js";
 import { median, natsServerCpuReader } from "./stats.js";
+import { formatTrainingSetReport, trainingSetBench } from "./training-set.js";
 
 const DEFAULT_RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
 
@@ -64,6 +65,11 @@ interface Options {
   config?: string;
   naiveDefaultsEvents: number;
   tributaryNodeFlags?: string;
+  trainingSet: boolean;
+  records: number;
+  customers: number;
+  labels: number;
+  keep: boolean;
 }
 
 const positiveInt = (v: string) => {
@@ -120,6 +126,11 @@ function parseOptions(argv: string[]): Options {
     .option("--no-warmup", "skip the unmeasured warm-up pass over the stream")
     .option("--profile", "profile an extra tributary run with node --cpu-prof and summarise it", false)
     .option("--profile-dir <dir>", "where --profile writes the .cpuprofile (default <results-dir>)")
+    .option("--training-set", "run only the training-set phase: tributary training-set against DuckDB over the silver export (bench/README.md)", false)
+    .option("--records <n>", "--training-set: valid records in its data dir", positiveInt, 5_000_000)
+    .option("--customers <n>", "--training-set: distinct customers in its data dir", positiveInt, 100_000)
+    .option("--labels <n>", "--training-set: label rows", positiveInt, 1_000_000)
+    .option("--keep", "--training-set: keep its data dir, labels and outputs (the path is printed)", false)
     .showHelpAfterError()
     .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
   program.parse(argv);
@@ -146,6 +157,7 @@ function summarize(rounds: PhaseResult[]): PhaseSummary & { pick: PhaseResult } 
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv);
+  if (o.trainingSet) return trainingSetMain(o);
   const startedAt = new Date();
   const t0 = performance.now();
   const runId = Date.now().toString(36);
@@ -457,6 +469,30 @@ async function main(): Promise<void> {
     for (const d of tmpDirs) rmSync(d, { recursive: true, force: true });
     await server?.stop();
   }
+}
+
+/** `--training-set`: that phase alone, its report on stdout and in `--json`; a mismatch fails the run. */
+async function trainingSetMain(o: Options): Promise<void> {
+  const options = {
+    records: o.records,
+    customers: o.customers,
+    labels: o.labels,
+    seed: o.seed,
+    repeat: o.repeat,
+    keep: o.keep,
+    nodeFlags: o.tributaryNodeFlags !== undefined ? o.tributaryNodeFlags.split(/\s+/).filter(Boolean) : [...RECOMMENDED_NODE_FLAGS],
+    profileDir: o.profile ? (o.profileDir ?? o.resultsDir) : null,
+    log,
+  };
+  log(`machine: ${describeMachine(machineInfo())}`);
+  const result = await trainingSetBench(options);
+  process.stdout.write(formatTrainingSetReport(result, options));
+  if (o.json) {
+    mkdirSync(dirname(resolve(o.json)), { recursive: true });
+    writeFileSync(o.json, JSON.stringify({ trainingSet: result, machine: machineInfo(), options: { ...options, log: undefined } }, null, 2) + "\n");
+    log(`wrote ${o.json}`);
+  }
+  if (result.check.mismatchedRows > 0) throw new Error(`training set: ${result.check.mismatchedRows} label rows differ between tributary and DuckDB (listed above)`);
 }
 
 /** Tributary configuration from `--config FILE`, minus the keys the bench owns. */
