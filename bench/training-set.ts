@@ -283,7 +283,7 @@ function writeLabels(file: string, dataDir: string, o: TrainingSetBenchOptions):
 
 /** Writes the child's `process.resourceUsage()` to the file its environment names, at exit. */
 const USAGE_HOOK =
-  'data:text/javascript,import{writeFileSync}from"node:fs";process.on("exit",()=>writeFileSync(process.env.TRIBUTARY_BENCH_USAGE_FILE,JSON.stringify(process.resourceUsage())))';
+  'data:text/javascript,import{writeFileSync}from"node:fs";process.on("exit",()=>writeFileSync(process.env.BENCH_USAGE_FILE,JSON.stringify(process.resourceUsage())))';
 
 let childCount = 0;
 
@@ -294,7 +294,7 @@ function runChild(args: readonly string[], execArgv: readonly string[], work: st
     const t0 = performance.now();
     const proc = spawn(process.execPath, [...execArgv, "--import", USAGE_HOOK, ...args], {
       cwd: work,
-      env: { ...process.env, TRIBUTARY_BENCH_USAGE_FILE: usageFile },
+      env: { ...process.env, BENCH_USAGE_FILE: usageFile },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
