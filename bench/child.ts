@@ -20,9 +20,12 @@ export interface WorkerHandle<R> {
   send(message: ParentMessage): void;
 }
 
-/** Forks a worker for one task. `execArgv` adds Node flags (for example `--cpu-prof`). */
-export function startWorker<R>(task: WorkerTask, options: { execArgv?: string[] } = {}): WorkerHandle<R> {
-  const proc = fork(WORKER, [], {
+/**
+ * Forks a worker for one task. `execArgv` adds Node flags (for example `--cpu-prof`); `worker` is
+ * another build's `dist/bench/worker.js` (a baseline checkout's, for a same-run A/B).
+ */
+export function startWorker<R>(task: WorkerTask, options: { execArgv?: string[]; worker?: string } = {}): WorkerHandle<R> {
+  const proc = fork(options.worker ?? WORKER, [], {
     execArgv: options.execArgv ?? [],
     serialization: "advanced", // typed arrays cross the IPC channel as they are
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -51,7 +54,7 @@ export function startWorker<R>(task: WorkerTask, options: { execArgv?: string[] 
 }
 
 /** Runs a task in a fresh process and waits for its result and for the process to exit. */
-export async function runWorker<R>(task: WorkerTask, options: { execArgv?: string[] } = {}): Promise<R> {
+export async function runWorker<R>(task: WorkerTask, options: { execArgv?: string[]; worker?: string } = {}): Promise<R> {
   const w = startWorker<R>(task, options);
   const exited = new Promise<void>((r) => (w.proc.exitCode !== null ? r() : w.proc.once("exit", () => r())));
   const result = await w.result;

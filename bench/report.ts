@@ -45,6 +45,8 @@ export interface BenchResults {
   readonly floor: { eps: number; ratio_ceiling: number; ratio: number };
   /** tributary with the README's custom features added, on the same stream; `ratio` is over plain tributary. */
   readonly custom_features?: { count: number; eps: number; ratio: number; cpuUsPerEvent: number | null };
+  /** `--baseline`: another build on the same stream in each round; `ratio` is this build's throughput over it, `cpuRatio` its CPU per event over it. */
+  readonly baseline?: { dir: string; eps: number; ratio: number; cpuRatio: number | null };
   /** The naive consumer at synchronous=NORMAL, whose acks can outrun a power cut (null when skipped). */
   readonly naive_relaxed: { events: number; eps: number; pragmas: string; ratio: number } | null;
   /** The naive consumer with SQLite's default pragmas, on the first events only (null when skipped). */
@@ -168,6 +170,10 @@ export function formatReport(r: BenchResults): string {
   if (r.custom_features) {
     const c = r.custom_features;
     out.push(`  with ${c.count} custom features (README's example): ${int(c.eps)} events/s, ${f2(c.ratio)}× tributary without them${c.cpuUsPerEvent === null ? "" : `, ${f1(c.cpuUsPerEvent)} CPU µs/event`}`);
+  }
+  if (r.baseline) {
+    const b = r.baseline;
+    out.push(`  baseline ${b.dir}: ${int(b.eps)} events/s; this build is ${f2(b.ratio)}× its throughput${b.cpuRatio === null ? "" : `, ${f2(b.cpuRatio)}× its CPU per event`} (same run, same stream)`);
   }
   out.push(
     `  single-table floor (one SQLite row per event, no dedupe, layers or features): ${f2(r.floor.ratio_ceiling)}× the ceiling; tributary is ${f2(r.floor.ratio)}× the floor`,

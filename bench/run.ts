@@ -12,7 +12,7 @@
  *
  * Progress goes to stderr; the report goes to stdout.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -66,6 +66,7 @@ interface Options {
   naiveDefaultsEvents: number;
   tributaryNodeFlags?: string;
   trainingSet: boolean;
+  baseline?: string;
   records: number;
   customers: number;
   labels: number;
@@ -126,6 +127,7 @@ function parseOptions(argv: string[]): Options {
     .option("--no-warmup", "skip the unmeasured warm-up pass over the stream")
     .option("--profile", "profile an extra tributary run with node --cpu-prof and summarise it", false)
     .option("--profile-dir <dir>", "where --profile writes the .cpuprofile (default <results-dir>)")
+    .option("--baseline <dir>", "another built checkout of tributary (its dist/bench/worker.js) run on the same stream in every round, right after this one: a same-run A/B")
     .option("--training-set", "run only the training-set phase: tributary training-set against DuckDB over the silver export (bench/README.md)", false)
     .option("--records <n>", "--training-set: valid records in its data dir", positiveInt, 5_000_000)
     .option("--customers <n>", "--training-set: distinct customers in its data dir", positiveInt, 100_000)
@@ -187,9 +189,9 @@ async function main(): Promise<void> {
     const url = o.nats ?? server!.url;
     const serverCpu = server ? natsServerCpuReader(server.port) : null;
     /** Runs a phase and adds the CPU seconds nats-server spent meanwhile. */
-    const measured = async (task: Parameters<typeof runWorker>[0], execArgv: string[] = []): Promise<PhaseResult> => {
+    const measured = async (task: Parameters<typeof runWorker>[0], execArgv: string[] = [], worker?: string): Promise<PhaseResult> => {
       const before = serverCpu?.() ?? null;
-      const r = await runWorker<PhaseResult>(task, { execArgv });
+      const r = await runWorker<PhaseResult>(task, { execArgv, worker });
       const after = serverCpu?.() ?? null;
       return { ...r, serverCpuSeconds: before !== null && after !== null ? after - before : null };
     };
@@ -215,6 +217,9 @@ async function main(): Promise<void> {
     const floors: PhaseResult[] = [];
     const tribs: PhaseResult[] = [];
     const customs: PhaseResult[] = [];
+    const baselines: PhaseResult[] = [];
+    const baselineWorker = o.baseline ? join(o.baseline, "dist", "bench", "worker.js") : undefined;
+    if (baselineWorker && !existsSync(baselineWorker)) throw new Error(`--baseline ${o.baseline}: no ${baselineWorker}; build that checkout first (npx tsc -p tsconfig.json)`);
     let naiveBytes = 0;
     for (let round = 1; round <= o.repeat; round++) {
       const suffix = o.repeat > 1 ? ` (round ${round}/${o.repeat})` : "";
@@ -267,6 +272,18 @@ async function main(): Promise<void> {
       rmSync(customDir, { recursive: true, force: true });
       log(`tributary + 3 custom features${suffix}: ${Math.round(tc.eps)} ev/s (${(tc.eps / t.eps).toFixed(2)}× tributary)`);
       customs.push(tc);
+      if (baselineWorker) {
+        // The baseline build on the same stream and flags, right after this build: a same-run A/B.
+        const baseDir = tmp("baseline");
+        const b = await measured(
+          { kind: "tributary", url, stream: main.name, subjects: main.subjects, consumer: `bench-baseline-${round}`, events: o.events, dataDir: baseDir, config: overrides },
+          tribFlags,
+          baselineWorker,
+        );
+        rmSync(baseDir, { recursive: true, force: true });
+        log(`baseline ${o.baseline}${suffix}: ${Math.round(b.eps)} ev/s; this build is ${(t.eps / b.eps).toFixed(3)}× its throughput, ${(t.cpuSeconds / t.events / (b.cpuSeconds / b.events)).toFixed(3)}× its CPU per event`);
+        baselines.push(b);
+      }
     }
     let naiveDefaults: PhaseResult | null = null;
     if (!o.quick && o.naiveDefaultsEvents > 0) {
@@ -403,6 +420,12 @@ async function main(): Promise<void> {
       ratio_naive: trib.eps / naive.eps,
       floor: { eps: floor.eps, ratio_ceiling: floor.eps / ceiling.eps, ratio: trib.eps / floor.eps },
       custom_features: { count: BENCH_CUSTOM_FEATURES.length, eps: custom.eps, ratio: custom.eps / trib.eps, cpuUsPerEvent: custom.cpuUsPerEvent },
+      ...(baselines.length
+        ? (() => {
+            const b = summarize(baselines);
+            return { baseline: { dir: o.baseline!, eps: b.eps, ratio: trib.eps / b.eps, cpuRatio: trib.cpuUsPerEvent / b.cpuUsPerEvent } };
+          })()
+        : {}),
       naive_relaxed: naiveRelaxed ? { events: naiveRelaxed.events, eps: naiveRelaxed.eps, pragmas: naiveRelaxed.pragmas as string, ratio: trib.eps / naiveRelaxed.eps } : null,
       naive_sqlite_defaults: naiveDefaults
         ? { events: naiveDefaults.events, eps: naiveDefaults.eps, pragmas: naiveDefaults.pragmas as string, ratio: trib.eps / naiveDefaults.eps }
