@@ -158,6 +158,9 @@ describe("an entity added through createTopology", () => {
     expect(() => resolveEntities([{ ...RETURNS, eventTime: "reason" }])).toThrow("entities[0].eventTime: eventTime \"reason\" must name a field of kind timestamp");
     expect(() => resolveEntities([{ ...RETURNS, name: "transactions" }])).toThrow('entities[0].name: entity "transactions" is defined twice');
     expect(() => resolveEntities([{ ...RETURNS, fields: RETURNS.fields.filter((f) => f.name !== "customer_id") }])).toThrow("needs a required customer_id");
+    expect(() => resolveEntities([{ ...RETURNS, name: "quarantine" }])).toThrow("one of silver's own tables");
+    expect(() => resolveEntities([{ ...RETURNS, derived: [{ column: "amount_base", derive: { baseAmountOf: "reason" } }] }])).toThrow("entities[0].derived[0].derive: baseAmountOf must name an amount field");
+    expect(() => resolveEntities([{ ...RETURNS, fields: [...RETURNS.fields, { name: "available_at", kind: "timestamp" }] }])).toThrow(/column "available_at" is used twice/);
     expect(() =>
       createTopology({ dataDir: tmp(), entities: [RETURNS], metrics: false, config: { features: { custom: [{ name: "x", from: "returns", aggregate: "sum", field: "nope" }] } } }),
     ).toThrow(/features\.custom\.0\.field.*unknown field "nope" of returns/);

@@ -224,6 +224,8 @@ export function silverTableSql(entity: EntityDefinition, { ifNotExists = false, 
 export const CUSTOMER_FIELD = "customer_id";
 
 const NAME = /^[a-z][a-z0-9_]{0,62}$/;
+/** Silver's own tables: an entity may not take their names. */
+const RESERVED_TABLES = new Set(["checkpoint", "quarantine", "duplicates", "accepted_counts", "customer_history", "pending_fill"]);
 const KINDS: readonly FieldKind[] = ["id", "text", "timestamp", "amount", "currency"];
 
 /**
@@ -240,11 +242,12 @@ export function checkEntities(defs: readonly EntityDefinition[]): [path: (string
       return;
     }
     if (seen.has(e.name)) problems.push([at("name"), `entity "${e.name}" is defined twice`]);
+    if (RESERVED_TABLES.has(e.name) || e.name.endsWith("_iso")) problems.push([at("name"), `"${e.name}" is the name of one of silver's own tables or views`]);
     seen.add(e.name);
     if (e.keep !== "first" && e.keep !== "latest") problems.push([at("keep"), `keep must be "first" (events) or "latest" (profiles)`]);
     if (e.keep === "latest" && e.name !== "customers") problems.push([at("keep"), `only customers are profiles; an added entity keeps the first record per id ("first")`]);
     const names = new Set<string>();
-    const columns = new Set<string>(["bronze_seq"]);
+    const columns = new Set<string>(["bronze_seq", "available_at"]);
     (e.fields ?? []).forEach((f, j) => {
       if (typeof f.name !== "string" || !NAME.test(f.name)) problems.push([at("fields", j, "name"), `field name must be lower case letters, digits and _, got ${JSON.stringify(f.name)}`]);
       if (names.has(f.name)) problems.push([at("fields", j, "name"), `field "${f.name}" is defined twice`]);
@@ -252,7 +255,8 @@ export function checkEntities(defs: readonly EntityDefinition[]): [path: (string
       if (!KINDS.includes(f.kind)) problems.push([at("fields", j, "kind"), `unknown kind "${String(f.kind)}"; expected one of ${KINDS.join(", ")}`]);
       const column = columnOf(f);
       if (!NAME.test(column)) problems.push([at("fields", j, "column"), `column must be lower case letters, digits and _, got ${JSON.stringify(column)}`]);
-      if (columns.has(column)) problems.push([at("fields", j, "column"), `column "${column}" is used twice`]);
+      if (columns.has(column)) problems.push([at("fields", j, "column"), `column "${column}" is used twice (bronze_seq and available_at are silver's)`]);
+      if (f.name === CUSTOMER_FIELD && column !== CUSTOMER_FIELD) problems.push([at("fields", j, "column"), `the ${CUSTOMER_FIELD} field keeps its name as its column`]);
       columns.add(column);
     });
     const has = (name: string, kind?: FieldKind) => e.fields?.some((f) => f.name === name && (kind === undefined || f.kind === kind)) ?? false;
@@ -265,6 +269,15 @@ export function checkEntities(defs: readonly EntityDefinition[]): [path: (string
       if (f.currency !== undefined && (f.kind !== "amount" || !has(f.currency, "currency"))) problems.push([at("fields", j, "currency"), `currency must be on an amount and name a currency field`]);
       if (f.kind === "amount" && f.currency === undefined) problems.push([at("fields", j, "currency"), `an amount needs its currency field (currency: <field>)`]);
       if (f.notBefore !== undefined && (f.kind !== "timestamp" || !has(f.notBefore, "timestamp"))) problems.push([at("fields", j, "notBefore"), `notBefore must be on a timestamp and name another timestamp field`]);
+    });
+    (e.derived ?? []).forEach((d, j) => {
+      if (typeof d.column !== "string" || !NAME.test(d.column) || columns.has(d.column)) problems.push([at("derived", j, "column"), `a derived column needs a new lower-case name`]);
+      columns.add(d.column);
+      if (d.derive !== "segment") {
+        const amount = fieldNamed(e, d.derive?.baseAmountOf ?? "");
+        if (!amount || amount.kind !== "amount") problems.push([at("derived", j, "derive"), `baseAmountOf must name an amount field`]);
+      }
+      if (d.after !== undefined && !has(d.after)) problems.push([at("derived", j, "after"), `after must name a field of ${e.name}`]);
     });
     (e.computed ?? []).forEach((c, j) => {
       if (!has(c.end, "timestamp") || !has(c.start, "timestamp")) problems.push([at("computed", j), `a duration's end and start must name timestamp fields`]);

@@ -75,6 +75,9 @@ export function optimizeLayer(dataDir: string, layer: Layer, options: { full?: b
     db.pragma("analysis_limit = 1000");
     db.exec("ANALYZE");
     db.pragma("optimize");
+    // TRUNCATE holds new writers while it waits for readers: a daemon's commits would wait the
+    // whole busy timeout. Waiting 100 ms at most keeps the promise that a commit waits one step.
+    db.pragma(`busy_timeout = ${options.full ? (options.busyTimeout ?? 10_000) : 100}`);
     const [busy] = db.pragma("wal_checkpoint(TRUNCATE)", { simple: false }) as { busy: number }[];
     const autoVacuum = AUTO_VACUUM[Number(db.pragma("auto_vacuum", { simple: true }))] ?? "none";
     const freePagesAfter = Number(db.pragma("freelist_count", { simple: true }));

@@ -3,7 +3,8 @@
  * (or after commits, with the inline committer). Each step reads the positions silver and gold
  * have committed, and deletes at most one small batch of messages both have applied that arrived
  * longer ago than `retention.bronze`. Positions only grow, so a stale read deletes less, never
- * more; the bronze trigger refuses deletes above the floor in any case, and each batch is its own
+ * more. The bronze trigger refuses deletes above the floor the pruner sets (a guard against any
+ * other writer, not against a wrong floor), and each batch is its own
  * transaction, so a kill in the middle of a prune leaves bronze whole up to the last batch.
  */
 import type { Database } from "better-sqlite3";

@@ -324,7 +324,13 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
   }
   const storage = { synchronous: "normal" as const, busyTimeout: options.busyTimeout ?? 5_000, readonly: true };
   const silver = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
-  const gold = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
+  let gold: Database;
+  try {
+    gold = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
+  } catch (err) {
+    silver.close();
+    throw err;
+  }
   const C = customerIds.length;
   let data: Loaded;
   try {
@@ -490,6 +496,10 @@ interface Loaded {
 function load(silver: Database, gold: Database, customers: ReadonlyMap<string, number>, custom: readonly CustomFeature[], knownAt: KnownAt): Loaded {
   const position = readPosition(gold, "gold");
   const hasAvail = (silver.prepare("SELECT count(*) FROM pragma_table_info('transactions') WHERE name = 'available_at'").pluck().get() as number) > 0;
+  const filling = hasAvail && (silver.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'pending_fill'").pluck().get() as number) > 0 && (silver.prepare("SELECT count(*) FROM pending_fill").pluck().get() as number) > 0;
+  if (filling && knownAt === "label") {
+    throw new NoDataError("silver is still filling in availability times from bronze (an upgraded data dir): start tributary on it until it has, or use --known-at latest");
+  }
   if (!hasAvail && knownAt === "label") {
     throw new NoDataError("silver has no availability times yet (a data dir from before tributary kept them): start tributary on it once to migrate, or use --known-at latest");
   }

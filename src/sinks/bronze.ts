@@ -75,10 +75,15 @@ export interface PruneBounds {
  */
 export function pruneBronze(db: Database, bounds: PruneBounds): number {
   const step = db.transaction((): number => {
+    // The last message of each origin, and the newest of all (so a sequence is never reused).
     const keep = new Set(
-      (db.prepare("SELECT id FROM origins").pluck().all() as number[]).map(
-        (id) => db.prepare("SELECT seq FROM messages WHERE origin_id = ? ORDER BY origin_seq DESC LIMIT 1").pluck().get(id) as number | undefined,
-      ),
+      db
+        .prepare(
+          `SELECT (SELECT seq FROM messages m WHERE m.origin_id = o.id ORDER BY origin_seq DESC LIMIT 1) FROM origins o
+           UNION SELECT max(seq) FROM messages`,
+        )
+        .pluck()
+        .all() as (number | null)[],
     );
     const oldest = db.prepare("SELECT seq, received_at FROM messages ORDER BY seq LIMIT ?").raw().all(bounds.limit + keep.size) as [number, number][];
     let hi = 0;
@@ -91,7 +96,7 @@ export function pruneBronze(db: Database, bounds: PruneBounds): number {
     }
     if (n === 0) return 0;
     db.prepare("UPDATE retention SET floor = max(floor, ?)").run(bounds.applied);
-    const kept = [...keep].filter((s): s is number => s !== undefined && s <= hi);
+    const kept = [...keep].filter((s): s is number => s !== null && s <= hi);
     const deleted = db.prepare(`DELETE FROM messages WHERE seq <= ?${kept.length ? ` AND seq NOT IN (${kept.join(",")})` : ""}`).run(hi).changes;
     db.prepare("UPDATE retention SET pruned = pruned + ?").run(deleted);
     return deleted;
