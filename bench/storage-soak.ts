@@ -77,8 +77,22 @@ export interface StorageSoakResult {
   readonly goldBytesPerRecord: number;
   /** Bronze bytes per message it held at the last sample (what retention keeps). */
   readonly bronzeBytesPerHeldMessage: number;
+  /** `tributary optimize` run beside the daemon after the last period: wall time, and the layers' bytes before and after. */
+  readonly optimize: { seconds: number; beforeBytes: number; afterBytes: number };
   readonly mismatches: string[];
   readonly customersChecked: number;
+}
+
+/** A `tributary` command's stdout; rejects with its stderr unless it exits 0. */
+function cliOutput(args: readonly string[]): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const c = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TRIBUTARY_HTTP_LISTEN: "off" } });
+    const chunks: Buffer[] = [];
+    let err = "";
+    c.stdout!.on("data", (d: Buffer) => chunks.push(d));
+    c.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    c.once("exit", (code) => (code === 0 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`tributary ${args[0]} exited ${code}: ${err.trim()}`))));
+  });
 }
 
 /** Size of a file, 0 if absent. */
@@ -218,6 +232,17 @@ export async function storageSoak(o: StorageSoakOptions): Promise<StorageSoakRes
       if (Date.now() > until) throw new Error(`gold applied ${sample(dataDir).applied} of ${published} within 2 min of the last publish: ${stderr}`);
       await sleep(200);
     }
+    // `tributary optimize` beside the running daemon, as a user would run it at the end of a day.
+    const t1 = performance.now();
+    const optimizeOut = await cliOutput(["optimize", "--data-dir", dataDir, "--format", "json"]);
+    const optimizeSeconds = (performance.now() - t1) / 1000;
+    const report = JSON.parse(optimizeOut) as { layers: { bytesBefore: number; bytesAfter: number }[] };
+    const optimized = { seconds: optimizeSeconds, beforeBytes: 0, afterBytes: 0 };
+    for (const l of report.layers) {
+      optimized.beforeBytes += l.bytesBefore;
+      optimized.afterBytes += l.bytesAfter;
+    }
+    o.log(`  optimize beside the daemon: ${optimizeSeconds.toFixed(2)} s, ${(optimized.beforeBytes / 1e6).toFixed(1)} MB -> ${(optimized.afterBytes / 1e6).toFixed(1)} MB`);
     daemon.kill("SIGTERM");
     const code = await exited;
     daemon = null;
@@ -227,14 +252,7 @@ export async function storageSoak(o: StorageSoakOptions): Promise<StorageSoakRes
     let last = 0;
     for (const e of expectations) if (e.valid && e.entity !== "customers" && e.eventAt > last) last = e.eventAt;
     const asOf = last + 1;
-    const out = await new Promise<string>((resolve, reject) => {
-      const c = spawn(process.execPath, [CLI, "features", "--data-dir", dataDir, "--as-of", new Date(asOf).toISOString(), "--format", "csv"], { stdio: ["ignore", "pipe", "pipe"] });
-      const chunks: Buffer[] = [];
-      let err = "";
-      c.stdout!.on("data", (d: Buffer) => chunks.push(d));
-      c.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-      c.once("exit", (code) => (code === 0 ? resolve(Buffer.concat(chunks).toString()) : reject(new Error(`features exited ${code}: ${err}`))));
-    });
+    const out = await cliOutput(["features", "--data-dir", dataDir, "--as-of", new Date(asOf).toISOString(), "--format", "csv"]);
     const actual = parse(out, { columns: true, skip_empty_lines: true }) as Record<string, string>[];
     const expected = referenceFeatures(expectations, DEFAULT_RATES, asOf);
     const mismatches = compareFeatures(actual, expected);
@@ -253,6 +271,7 @@ export async function storageSoak(o: StorageSoakOptions): Promise<StorageSoakRes
       silverBytesPerRecord: (lastP.bytes.silver - second.bytes.silver) / added,
       goldBytesPerRecord: (lastP.bytes.gold - second.bytes.gold) / added,
       bronzeBytesPerHeldMessage: lastP.bytes.bronze / Math.max(1, lastP.bronzeHeld),
+      optimize: optimized,
       mismatches,
       customersChecked: expected.length,
     };
@@ -276,6 +295,7 @@ export function formatStorageSoakReport(r: StorageSoakResult): string {
     "",
     `bronze after the first retention period: largest / smallest size over periods 3..${r.periods.length} = ${r.bronzeLevel.toFixed(2)}` +
       (r.natsLevel === null ? "" : `; NATS store ${r.natsLevel.toFixed(2)}`),
+    `tributary optimize beside the daemon: ${r.optimize.seconds.toFixed(2)} s, layers ${mb(r.optimize.beforeBytes)} MB -> ${mb(r.optimize.afterBytes)} MB`,
     `bronze holds ${r.bronzeBytesPerHeldMessage.toFixed(0)} bytes per message it keeps; silver adds ${r.silverBytesPerRecord.toFixed(0)} and gold ${r.goldBytesPerRecord.toFixed(0)} bytes per accepted record`,
     r.mismatches.length === 0
       ? `features of all ${r.customersChecked} customers equal the reference computation`
