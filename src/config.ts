@@ -280,12 +280,35 @@ export const configSchema = z
          * each origin stays (it anchors the position and the stream check). 0 keeps everything.
          */
         bronze: duration.default(7 * 86_400_000),
+        /**
+         * Silver event records gold has applied are deleted once their event time is before the
+         * start of the UTC day this long ago (the horizon); their ids stay, so a later copy is
+         * still a duplicate. Gold keeps every day. 0 (the default) keeps everything; at least
+         * 30d, the window of the built-in features, and at least every custom feature's window.
+         */
+        silver: duration.default(0),
         /** How often the pruning runs. */
         pruneEvery: duration.refine((ms) => ms >= 100, "must be at least 100ms").default(10_000),
       })
       .prefault({}),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    // Features as of now read silver's records back to the start of their longest window.
+    const silver = c.retention.silver;
+    if (silver === 0) return;
+    const longest = c.features.custom.reduce((w, f, i) => ((f.window ?? 0) > w.ms ? { ms: f.window!, what: `the window of features.custom[${i}] (${f.name})` } : w), {
+      ms: 30 * 86_400_000,
+      what: "the 30-day window of the built-in features",
+    });
+    if (silver < longest.ms) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["retention", "silver"],
+        message: `must be 0 (keep everything) or at least ${formatDuration(longest.ms)}, ${longest.what}, so features as of now never need deleted records; got ${formatDuration(silver)}`,
+      });
+    }
+  });
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

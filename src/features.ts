@@ -9,7 +9,7 @@ import { emptyTotals, mergeTotals, type Totals } from "./operators/aggregate.js"
 import { layerPath, openLayer, type Database } from "./sinks/database.js";
 import { GOLD_MIGRATIONS, featureSql } from "./sinks/gold.js";
 import { BUILTIN_FEATURES, fieldOf, storedUnits, type CustomFeature } from "./model/features.js";
-import { SILVER_MIGRATIONS } from "./sinks/silver.js";
+import { SILVER_MIGRATIONS, checkSilverHorizon } from "./sinks/silver.js";
 import { NoDataError, StorageError } from "./errors.js";
 
 /** The built-in feature columns, in output order (the CSV header): the registry's order. */
@@ -157,6 +157,8 @@ export class FeatureReader {
     if (T > tailStart) this.addPartial(tailStart, T, position, customerId, (id, t) => (mergeTotals(get(id).all, t), mergeTotals(get(id).recent, t)));
     const headEnd = firstFullWindowDay * DAY_MS;
     if (windowStart < headEnd) this.addPartial(windowStart, Math.min(headEnd, T), position, customerId, (id, t) => mergeTotals(get(id).recent, t));
+    // Refuses T when silver retention deleted records its partial days need (checked after reading, as the horizon may move).
+    checkSilverHorizon(this.silver, T, [30 * DAY_MS, ...this.custom.flatMap((c) => (c.windowDays === undefined ? [] : [c.windowDays * DAY_MS]))]);
 
     const segments = new Map<string, { segment: string; registration: number | null }>();
     for (const p of profiles) segments.set(p.customer_id, { segment: p.customer_segment, registration: p.registration_at });

@@ -43,7 +43,7 @@ describe("parseConfig: defaults", () => {
       minEventTime: 0,
     });
     expect(c.storage).toEqual({ synchronous: "full", busyTimeout: 10_000, commitThread: "worker", optimizeEvery: 600_000 });
-    expect(c.retention).toEqual({ bronze: 7 * 86_400_000, pruneEvery: 10_000 });
+    expect(c.retention).toEqual({ bronze: 7 * 86_400_000, silver: 0, pruneEvery: 10_000 });
   });
 
   it("defaults the currency to USD with USD, EUR and GBP among the rates", () => {

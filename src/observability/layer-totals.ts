@@ -16,7 +16,7 @@ export interface LayerTotals {
   readonly silver: ReadonlyMap<string, number>;
   /** Valid records silver listed as duplicates, per entity. */
   readonly duplicates: ReadonlyMap<string, number>;
-  /** Quarantined messages per entity and reason. */
+  /** Quarantined messages per entity and reason, those silver retention deleted included. */
   readonly quarantine: readonly { readonly entity: string; readonly reason: string; readonly n: number }[];
   /**
    * The highest event time (epoch ms) among the event records silver holds (customers are
@@ -56,7 +56,14 @@ export function readLayerTotals(db: LayerConnections, entities: readonly EntityD
     },
     silver: byEntity("SELECT entity, n FROM accepted_counts"),
     duplicates: byEntity("SELECT entity, count(*) FROM duplicates GROUP BY entity"),
-    quarantine: db.silver.prepare("SELECT entity, reason, count(*) AS n FROM quarantine GROUP BY entity, reason").all() as LayerTotals["quarantine"][number][],
+    // Entries silver retention deleted are still counted (quarantine_pruned).
+    quarantine: db.silver
+      .prepare(
+        tableExists(db.silver, "quarantine_pruned")
+          ? "SELECT entity, reason, sum(n) AS n FROM (SELECT entity, reason, count(*) AS n FROM quarantine GROUP BY entity, reason UNION ALL SELECT entity, reason, n FROM quarantine_pruned) GROUP BY entity, reason"
+          : "SELECT entity, reason, count(*) AS n FROM quarantine GROUP BY entity, reason",
+      )
+      .all() as LayerTotals["quarantine"][number][],
     watermark,
   };
 }

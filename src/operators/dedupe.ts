@@ -14,8 +14,9 @@ const INITIAL_CAPACITY = 1024;
 
 /**
  * The in-memory dedupe window: remembers the ids of valid event records, bounded by event time and
- * by entry count. It is only a fast path: the silver table's primary key decides exactly whether
- * a record is new, both for a miss and for a hit.
+ * by entry count. It is only a fast path: silver decides exactly whether a record is new, both for
+ * a miss and for a hit, by its table's primary key and, once retention has deleted old records,
+ * by the ids it kept of them (`pruned_ids`), so a copy of a deleted record is still a duplicate.
  *
  * Each id is held as a 64-bit hash with its event time in typed arrays (about 24 bytes per id,
  * with no per-entry garbage), in insertion order, with an open-addressing index over the hashes.
@@ -42,7 +43,7 @@ export class DedupeWindow {
 
   /**
    * Returns true when `entity`/`id` was already seen inside the window; otherwise remembers it.
-   * Records older than the window are not remembered (the silver key handles them).
+   * Records older than the window are not remembered (silver's key and kept ids handle them).
    */
   check(entity: string, id: string, eventAt: number): boolean {
     if (eventAt > this.watermarkMs) this.watermarkMs = eventAt;

@@ -2,16 +2,17 @@
  * The WAL checkpointer: a worker thread that copies committed WAL frames into the layer files
  * every few hundred milliseconds (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks a writer).
  * Without it, the commit that crosses `wal_autocheckpoint` does the copy itself, and every batch
- * queued behind it waits: tens of milliseconds of tail latency per checkpoint. It also runs bronze
+ * queued behind it waits: tens of milliseconds of tail latency per checkpoint. It also runs
  * retention (`retention.ts`) between checkpoints, in small batches, so no commit waits for it.
  */
 import Database from "better-sqlite3";
 import { parentPort, workerData } from "node:worker_threads";
-import { BronzeRetention, type RetentionOptions } from "./retention.js";
+import { Retention, type RetentionOptions } from "./retention.js";
+import type { EntityDefinition } from "../model/entities.js";
 import { vacuumSteps } from "./maintenance.js";
 
 const port = parentPort!;
-const { files, intervalMs, busyTimeout, retention, optimizeEveryMs } = workerData as {
+const { files, intervalMs, busyTimeout, retention, optimizeEveryMs, entities } = workerData as {
   /** bronze, silver, gold */
   files: [string, string, string];
   intervalMs: number;
@@ -19,14 +20,16 @@ const { files, intervalMs, busyTimeout, retention, optimizeEveryMs } = workerDat
   retention: RetentionOptions;
   /** Every this many ms, the incremental parts of `optimize` (0: never). */
   optimizeEveryMs: number;
+  /** The entities silver keeps (silver retention prunes their tables); the built-in ones when absent. */
+  entities: EntityDefinition[] | undefined;
 };
 const dbs = files.map((f) => {
   const db = new Database(f, { fileMustExist: true, timeout: busyTimeout });
-  // This connection writes no data but retention's deletes from bronze; it checkpoints.
+  // This connection writes no data but retention's deletes; it checkpoints.
   db.pragma("wal_autocheckpoint = 0");
   return db;
 });
-const pruner = new BronzeRetention(dbs[0]!, dbs[1]!, dbs[2]!, retention);
+const pruner = new Retention(dbs[0]!, dbs[1]!, dbs[2]!, retention, entities);
 let optimizeAt = optimizeEveryMs > 0 ? Date.now() + optimizeEveryMs : Number.POSITIVE_INFINITY;
 
 /** The incremental parts of `tributary optimize`: freed pages back to the file system, planner statistics. */

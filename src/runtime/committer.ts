@@ -12,7 +12,7 @@ import { LayerWriter, type CommitReports, type WireRecord } from "./layer-writer
 import type { Faults } from "./faults.js";
 import type { CustomFeature } from "../model/features.js";
 import type { EntityDefinition } from "../model/entities.js";
-import type { BronzeRetention, RetentionOptions } from "./retention.js";
+import { retains, type Retention, type RetentionOptions } from "./retention.js";
 
 export type CommitThread = "worker" | "inline";
 
@@ -37,7 +37,7 @@ export interface CommitterOptions {
   readonly entities?: readonly EntityDefinition[];
   /** How often the checkpoint thread runs the incremental parts of `optimize` (`storage.optimizeEvery`); 0 or absent never. */
   readonly optimizeEveryMs?: number;
-  /** Bronze retention (`retention.*`); none when absent. */
+  /** Retention (`retention.*`); none when absent. */
   readonly retention?: RetentionOptions;
   /** Told when a pruning round fails for a reason other than a busy file. */
   readonly onPruneFailed?: (message: string) => void;
@@ -48,7 +48,7 @@ export interface CommitterOptions {
 export async function openCommitter(options: CommitterOptions): Promise<Committer> {
   if (options.thread === "inline") {
     const writer = new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? [], options.entities);
-    const pruner = options.retention && options.retention.bronzeMs > 0 ? writer.retention(options.retention) : null;
+    const pruner = retains(options.retention) ? writer.retention(options.retention!) : null;
     return new InlineCommitter(writer, pruner, options.retention?.everyMs, options.onPruneFailed);
   }
   return WorkerCommitter.open(options);
@@ -60,7 +60,7 @@ class InlineCommitter implements Committer {
 
   constructor(
     private readonly writer: LayerWriter,
-    pruner: BronzeRetention | null,
+    pruner: Retention | null,
     everyMs = 10_000,
     onPruneFailed?: (message: string) => void,
   ) {
@@ -238,6 +238,7 @@ class WorkerCommitter implements Committer {
               busyTimeout: options.storage.busyTimeout,
               retention: options.retention ?? { bronzeMs: 0, everyMs: 60_000 },
               optimizeEveryMs: options.optimizeEveryMs ?? 0,
+              entities: options.entities,
             },
             resourceLimits: { maxOldGenerationSizeMb: 32 },
           });

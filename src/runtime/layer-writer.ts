@@ -8,7 +8,7 @@ import type { SourceMessage, Staged } from "../types.js";
 import { aggregateBatch } from "../operators/aggregate.js";
 import type { CustomFeature } from "../model/features.js";
 import type { EntityDefinition } from "../model/entities.js";
-import { BronzeRetention, type RetentionOptions } from "./retention.js";
+import { Retention, type RetentionOptions } from "./retention.js";
 import { BronzeStore } from "../sinks/bronze.js";
 import { SilverStore, type Committed, type SilverResult } from "../sinks/silver.js";
 import { GoldStore } from "../sinks/gold.js";
@@ -104,9 +104,9 @@ export class LayerWriter {
     reports.gold(delta.position, performance.now() - t);
   }
 
-  /** Bronze retention over this writer's connections (for the inline committer). */
-  retention(options: RetentionOptions): BronzeRetention {
-    return new BronzeRetention(this.bronze.db, this.silver.db, this.gold.db, options);
+  /** Retention over this writer's connections (for the inline committer). */
+  retention(options: RetentionOptions): Retention {
+    return new Retention(this.bronze.db, this.silver.db, this.gold.db, options, this.silver.entities);
   }
 
   close(): void {

@@ -111,8 +111,8 @@ export function committerOptions(r: ResolvedOptions): CommitterOptions {
     thread: config.storage.commitThread,
     features: r.custom,
     entities: r.entities,
-    retention: { bronzeMs: config.retention.bronze, everyMs: config.retention.pruneEvery },
+    retention: { bronzeMs: config.retention.bronze, silverMs: config.retention.silver, everyMs: config.retention.pruneEvery },
     optimizeEveryMs: config.storage.optimizeEvery,
-    onPruneFailed: (error) => log.warn({ event: "bronze_prune_failed", error }, "bronze retention failed; it retries next round"),
+    onPruneFailed: (error) => log.warn({ event: "prune_failed", error }, "retention failed; it retries next round"),
   };
 }

@@ -12,6 +12,7 @@ import type { GoldStore } from "../sinks/gold.js";
 import { aggregateBatch } from "../operators/aggregate.js";
 import type { CustomFeature } from "../model/features.js";
 import { summarizeSilver, type SilverSummary } from "./layer-writer.js";
+import { checkSilverRetention } from "./retention.js";
 import type { Logger } from "../log.js";
 
 export interface RecoveryContext {
@@ -34,6 +35,8 @@ export interface RecoveryContext {
 /** Syncs gold's custom features, then brings gold up to silver, then silver and gold up to bronze. */
 export function recoverLayers(ctx: RecoveryContext): void {
   const { bronze, silver, gold, custom, log } = ctx;
+  // Pruned silver records are in gold alone: gold is never rebuilt, nor a feature backfilled, without them.
+  checkSilverRetention(silver, gold, custom);
   // Custom features gold does not hold yet are backfilled from silver up to gold's position,
   // before recovery applies anything newer, so nothing is counted twice.
   gold.syncFeatures(ctx.dataDir, custom, { noBackfill: ctx.noBackfill, log });

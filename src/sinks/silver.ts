@@ -18,7 +18,8 @@ import {
 import type { SilverCommit } from "../operators/aggregate.js";
 import { existsSync } from "node:fs";
 import { CHECKPOINT_TABLE, layerPath, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
-import { CheckpointError } from "../errors.js";
+import { CheckpointError, StorageError } from "../errors.js";
+import { DAY_MS, formatTimestamp } from "../timestamps.js";
 
 export const SILVER_MIGRATIONS: readonly string[] = [
   `
@@ -72,7 +73,51 @@ ${[
   isoViewSql("customer_history", [["bronze_seq"], ["customer_id"], ["available_at", true], ["customer_segment"], ["registration_at", true]]),
   isoViewSql("quarantine", [["bronze_seq"], ["entity"], ["subject"], ["reason"], ["field"], ["detail"], ["received_at", true]]),
 ].join("")}  `,
+  // 4: retention (retention.silver). Event records older than the horizon go once gold has applied
+  // them; their ids stay in pruned_ids, so a later copy is still a duplicate. The horizon, the gold
+  // position pruning read (floor) and the customer_history cursor only move forward; a record's
+  // delete fails unless its id is kept and gold had applied it.
+  `
+  CREATE TABLE retention (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    horizon_day INTEGER,
+    floor INTEGER NOT NULL,
+    records INTEGER NOT NULL,
+    history INTEGER NOT NULL,
+    history_cursor INTEGER NOT NULL
+  );
+  INSERT INTO retention (id, horizon_day, floor, records, history, history_cursor) VALUES (1, NULL, 0, 0, 0, 0);
+  CREATE TRIGGER retention_forward BEFORE UPDATE ON retention
+    WHEN coalesce(NEW.horizon_day, -1e18) < coalesce(OLD.horizon_day, -1e18) OR NEW.floor < OLD.floor OR NEW.history_cursor < OLD.history_cursor
+    BEGIN SELECT RAISE(ABORT, 'silver retention only moves forward'); END;
+  CREATE TABLE pruned_ids (
+    entity TEXT NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (entity, id)
+  ) WITHOUT ROWID;
+  CREATE TABLE quarantine_pruned (
+    entity TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (entity, reason)
+  ) WITHOUT ROWID;
+  CREATE TRIGGER customer_history_prune_guard BEFORE DELETE ON customer_history WHEN OLD.bronze_seq > (SELECT history_cursor FROM retention)
+    BEGIN SELECT RAISE(ABORT, 'customer_history deletes only rows retention has reduced'); END;
+${BUILTIN_ENTITIES.map((e) => pruneGuardSql(e)).join("")}  `,
 ];
+
+/**
+ * A trigger that refuses to delete an event record unless gold had applied it (its sequence is at
+ * most retention's floor) and its id is in `pruned_ids`: whoever deletes, no id is forgotten.
+ */
+export function pruneGuardSql(entity: EntityDefinition, { ifNotExists = false } = {}): string {
+  if (entity.keep !== "first") return "";
+  const id = silverColumns(entity)[0]!.column;
+  return `  CREATE TRIGGER ${ifNotExists ? "IF NOT EXISTS " : ""}${entity.name}_prune_guard BEFORE DELETE ON ${entity.name}
+    WHEN OLD.bronze_seq > (SELECT floor FROM retention) OR NOT EXISTS (SELECT 1 FROM pruned_ids WHERE entity = '${entity.name}' AND id = OLD.${id})
+    BEGIN SELECT RAISE(ABORT, 'silver deletes only records gold has applied, once their ids are kept'); END;
+`;
+}
 
 /** SQL turning an epoch-ms column into ISO-8601 UTC text with milliseconds, as `tributary features` prints times. */
 export function isoTimeSql(column: string): string {
@@ -205,6 +250,10 @@ export class SilverStore {
   private readonly addCount: Statement;
   private readonly setPosition: Statement;
   private readonly selectSegment: Statement;
+  private readonly selectPruned: Statement;
+  private readonly anyPruned: Statement;
+  /** Whether retention has pruned any id yet (once true, it stays true). */
+  private pruning = false;
   private readonly applyTx: (items: readonly Committed[], position: number) => SilverResult;
 
   /**
@@ -217,7 +266,9 @@ export class SilverStore {
     // By name: definitions reach the commit thread as copies.
     const added = entities.filter((e) => !BUILTIN_ENTITIES.some((b) => b.name === e.name));
     if (added.length > 0) {
-      db.exec(added.map((e) => silverTableSql(e, { ifNotExists: true, availableAt: true }) + entityIsoViewSql(e, { ifNotExists: true })).join(""));
+      db.exec(
+        added.map((e) => silverTableSql(e, { ifNotExists: true, availableAt: true }) + entityIsoViewSql(e, { ifNotExists: true }) + pruneGuardSql(e, { ifNotExists: true })).join(""),
+      );
     }
     fillAvailability(db, dataDir);
     this.tables = new Map(entities.map((e) => [e.name, entityTable(db, e)]));
@@ -236,7 +287,11 @@ export class SilverStore {
       `INSERT INTO checkpoint (layer, position) VALUES ('silver', ?) ON CONFLICT (layer) DO UPDATE SET position = excluded.position`,
     );
     this.selectSegment = db.prepare("SELECT customer_segment FROM customers WHERE customer_id = ?").pluck();
+    this.selectPruned = db.prepare("SELECT 1 FROM pruned_ids WHERE entity = ? AND id = ?").pluck();
+    this.anyPruned = db.prepare("SELECT EXISTS (SELECT 1 FROM pruned_ids)").pluck();
     const tx = db.transaction((items: readonly Committed[], position: number): SilverResult => {
+      // Retention prunes on another connection; inside this write transaction its last commit is visible.
+      this.pruning ||= this.anyPruned.get() === 1;
       const accepted: Accepted[] = [];
       const counts = new Map<string, number>();
       const duplicates = new Map<string, number>();
@@ -251,8 +306,9 @@ export class SilverStore {
             break;
           case "duplicate":
           case "valid":
-            // Silver's key decides in both cases: a window miss may be an id it has forgotten, and
-            // a window hit may (very rarely) be a different id with the same 64-bit hash.
+            // Silver's key (and the ids retention pruned) decides in both cases: a window miss may be
+            // an id it has forgotten, and a window hit may (very rarely) be a different id with the
+            // same 64-bit hash.
             // Available when the broker stored it (JetStream), else when tributary first received it.
             if (this.write(o.record, bronzeSeq, staged.msg.publishedAt ?? staged.msg.receivedAt)) {
               accepted.push({ bronzeSeq, record: o.record });
@@ -273,10 +329,11 @@ export class SilverStore {
     this.applyTx = (items, position) => tx.immediate(items, position);
   }
 
-  /** Writes a valid record; returns false when its id is already in silver (a duplicate). */
+  /** Writes a valid record; returns false when its id is already in silver, or was and retention pruned it (a duplicate). */
   private write(r: ValidRecord, bronzeSeq: number, availableAt: number): boolean {
     const table = this.tables.get(r.entity);
     if (table === undefined) throw new CheckpointError(`silver has no table for entity ${r.entity} (a topology bug)`);
+    if (this.pruning && table.def.keep === "first" && this.selectPruned.get(r.entity, r.id) !== undefined) return false;
     if (r.entity === "customers") this.insertHistory.run(bronzeSeq, r.customer_id, availableAt, r.customer_segment, r.registration_at);
     return table.write(r as unknown as Record<string, unknown>, bronzeSeq, availableAt) === 1;
   }
@@ -292,6 +349,16 @@ export class SilverStore {
   /** The bronze position silver has applied. */
   position(): number {
     return readPosition(this.db, "silver");
+  }
+
+  /** The entities silver keeps, in registry order. */
+  get entities(): EntityDefinition[] {
+    return [...this.tables.values()].map((t) => t.def);
+  }
+
+  /** The gold position retention last pruned under: records gold had applied up to it may be gone (0 when nothing was pruned). */
+  retentionFloor(): number {
+    return this.db.prepare("SELECT floor FROM retention").pluck().get() as number;
   }
 
   /** The customer's current segment, or undefined when silver has no profile. */
@@ -317,4 +384,189 @@ export class SilverStore {
   close(): void {
     this.db.close();
   }
+}
+
+/** What one silver pruning step may delete. */
+export interface SilverPruneBounds {
+  /** The highest bronze sequence gold has applied: only records at or below it go. */
+  readonly applied: number;
+  /**
+   * The horizon, a UTC day: event records whose event time is before its start go, quarantine
+   * entries received before it, and customer_history rows available before it (all but each
+   * customer's latest one).
+   */
+  readonly horizonDay: number;
+  /** At most this many rows, of all kinds together. */
+  readonly limit: number;
+}
+
+/** What one step deleted. */
+export interface SilverPruned {
+  readonly records: number;
+  readonly quarantine: number;
+  readonly history: number;
+}
+
+interface PrunedTable {
+  readonly entity: string;
+  readonly due: Statement;
+  readonly remove: Statement;
+}
+
+/**
+ * Silver retention on one connection: each {@link prune} is one short transaction. Event records
+ * move to `pruned_ids` (their id only) as they are deleted, so the dedupe that the primary key did
+ * goes on. Profiles (`customers`) are current state and stay. `customer_history` keeps, for each
+ * customer, the latest row available before the horizon, so the profile as of any instant after
+ * the horizon is still known: rows are visited in stream order behind a cursor, and each row
+ * available before the horizon replaces its customer's previous one.
+ */
+export class SilverPruner {
+  private readonly tables: readonly PrunedTable[];
+  private readonly keepId: Statement;
+  private readonly oldestQuarantine: Statement;
+  private readonly removeQuarantine: Statement;
+  private readonly countQuarantine: Statement;
+  private readonly nextHistory: Statement;
+  private readonly removeHistory: Statement;
+  private readonly state: Statement;
+  private readonly advance: Statement;
+  private readonly count: Statement;
+  private readonly stepTx: (bounds: SilverPruneBounds) => SilverPruned;
+
+  constructor(
+    private readonly db: Database,
+    entities: readonly EntityDefinition[] = BUILTIN_ENTITIES,
+  ) {
+    const existing = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
+    this.tables = entities
+      .filter((e) => e.keep === "first" && existing.has(e.name))
+      .map((e) => {
+        const id = silverColumns(e)[0]!.column;
+        const time = eventTimeColumn(e);
+        return {
+          entity: e.name,
+          due: db.prepare(`SELECT ${id} FROM ${e.name} WHERE ${time} < ? AND bronze_seq <= ? ORDER BY ${time} LIMIT ?`).pluck(),
+          remove: db.prepare(`DELETE FROM ${e.name} WHERE ${id} = ?`),
+        };
+      });
+    this.keepId = db.prepare("INSERT INTO pruned_ids (entity, id) VALUES (?, ?) ON CONFLICT DO NOTHING");
+    this.oldestQuarantine = db.prepare("SELECT bronze_seq, entity, reason, received_at FROM quarantine ORDER BY bronze_seq LIMIT ?").raw();
+    this.removeQuarantine = db.prepare("DELETE FROM quarantine WHERE bronze_seq <= ?");
+    this.countQuarantine = db.prepare(
+      "INSERT INTO quarantine_pruned (entity, reason, n) VALUES (?, ?, ?) ON CONFLICT (entity, reason) DO UPDATE SET n = n + excluded.n",
+    );
+    this.nextHistory = db.prepare("SELECT bronze_seq, customer_id, available_at FROM customer_history WHERE bronze_seq > ? ORDER BY bronze_seq LIMIT ?").raw();
+    this.removeHistory = db.prepare("DELETE FROM customer_history WHERE customer_id = ? AND bronze_seq < ? AND available_at < ?");
+    this.state = db.prepare("SELECT history_cursor FROM retention").pluck();
+    this.advance = db.prepare("UPDATE retention SET horizon_day = max(coalesce(horizon_day, ?), ?), floor = max(floor, ?), history_cursor = max(history_cursor, ?)");
+    this.count = db.prepare("UPDATE retention SET records = records + ?, history = history + ?");
+    const tx = db.transaction((bounds: SilverPruneBounds) => this.step(bounds));
+    this.stepTx = (bounds) => tx.immediate(bounds);
+  }
+
+  /** Deletes at most `bounds.limit` rows in one transaction; all zeros when nothing is due. */
+  prune(bounds: SilverPruneBounds): SilverPruned {
+    return this.stepTx(bounds);
+  }
+
+  private step({ applied, horizonDay, limit }: SilverPruneBounds): SilverPruned {
+    const before = horizonDay * DAY_MS;
+    let records = 0;
+    const ids: [PrunedTable, unknown[]][] = [];
+    for (const t of this.tables) {
+      if (records >= limit) break;
+      const due = t.due.all(before, applied, limit - records);
+      if (due.length > 0) ids.push([t, due]);
+      records += due.length;
+    }
+
+    const quarantined: [seq: number, entity: string, reason: string][] = [];
+    if (records < limit) {
+      for (const row of this.oldestQuarantine.all(limit - records) as [number, string, string, number][]) {
+        if (row[0] > applied || row[3] >= before) break;
+        quarantined.push([row[0], row[1], row[2]]);
+      }
+    }
+
+    // customer_history behind its cursor: each row available before the horizon replaces its customer's previous rows.
+    const cursor = this.state.get() as number;
+    let reach = cursor;
+    const replacing: [customer: string, seq: number][] = [];
+    if (records + quarantined.length < limit) {
+      for (const [seq, customer, availableAt] of this.nextHistory.all(cursor, limit - records - quarantined.length) as [number, string, number | null][]) {
+        if (seq > applied || (availableAt !== null && availableAt >= before)) break;
+        // A row with no availability (from before silver kept it) is never pruned, and replaces nothing.
+        if (availableAt !== null) replacing.push([customer, seq]);
+        reach = seq;
+      }
+    }
+    if (ids.length === 0 && quarantined.length === 0 && reach === cursor) return { records: 0, quarantine: 0, history: 0 };
+    // The horizon, floor and cursor are recorded before the first delete, in the same transaction:
+    // the delete guards read them, and no reader sees a record missing under an older horizon.
+
+    this.advance.run(horizonDay, horizonDay, applied, reach);
+    for (const [t, due] of ids) {
+      for (const id of due) {
+        this.keepId.run(t.entity, id);
+        t.remove.run(id);
+      }
+    }
+    if (quarantined.length > 0) {
+      this.removeQuarantine.run(quarantined[quarantined.length - 1]![0]);
+      const counts = new Map<string, [string, string, number]>();
+      for (const [, entity, reason] of quarantined) {
+        const k = `${entity}|${reason}`;
+        const c = counts.get(k);
+        if (c) c[2]++;
+        else counts.set(k, [entity, reason, 1]);
+      }
+      for (const [entity, reason, n] of counts.values()) this.countQuarantine.run(entity, reason, n);
+    }
+    let history = 0;
+    for (const [customer, seq] of replacing) history += this.removeHistory.run(customer, seq, before).changes;
+    this.count.run(records, history);
+    return { records, quarantine: quarantined.length, history };
+  }
+}
+
+/** Each connection's statement reading the horizon, once its file has the retention table. */
+const horizonStatements = new WeakMap<Database, Statement>();
+
+/**
+ * Silver's retention horizon: the start (epoch ms, a 00:00Z) of the day before which retention
+ * has deleted records (event records by event time, quarantine entries by arrival, superseded
+ * profile history by availability). Null when it has deleted none, or the file predates retention.
+ * Anything computed from silver's records before it is incomplete; gold's daily buckets are not.
+ *
+ * @example
+ * const h = silverHorizon(db); // 1771891200000 (2026-02-24T00:00:00.000Z), or null
+ */
+export function silverHorizon(db: Database): number | null {
+  let read = horizonStatements.get(db);
+  if (read === undefined) {
+    if ((db.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'retention'").pluck().get() as number) === 0) return null;
+    horizonStatements.set(db, (read = db.prepare("SELECT horizon_day FROM retention").pluck()));
+  }
+  const day = read.get() as number | null;
+  return day === null ? null : day * DAY_MS;
+}
+
+/**
+ * Refuses, with a StorageError naming the horizon, features as of `asOf` that needed silver's
+ * records from before {@link silverHorizon}: their partial days (today up to T, the first day of
+ * each window, `windowsMs` long) are read from silver. Whole days come from gold, so an instant at
+ * 00:00Z (with whole-day windows) is always exact. Call it after reading silver: retention may
+ * advance the horizon during the read, and it records the horizon before it deletes.
+ */
+export function checkSilverHorizon(db: Database, asOf: number, windowsMs: readonly number[]): void {
+  let earliest = asOf % DAY_MS === 0 ? Number.POSITIVE_INFINITY : Math.floor(asOf / DAY_MS) * DAY_MS;
+  for (const w of windowsMs) if ((asOf - w) % DAY_MS !== 0) earliest = Math.min(earliest, asOf - w);
+  if (earliest === Number.POSITIVE_INFINITY) return;
+  const horizon = silverHorizon(db);
+  if (horizon === null || earliest >= horizon) return;
+  const exactFrom = horizon + Math.max(0, ...windowsMs);
+  throw new StorageError(
+    `features as of ${formatTimestamp(asOf)} need silver's records from ${formatTimestamp(earliest)}, but silver retention has deleted records before ${formatTimestamp(horizon)} (its horizon): ask for an instant at 00:00Z (whole days come from gold), or one from ${formatTimestamp(exactFrom)} on`,
+  );
 }
