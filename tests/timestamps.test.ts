@@ -185,3 +185,49 @@ describe("dayOf", () => {
     expect(dayOf(parseTimestamp("2026-03-02T01:00:00+02:00")!)).toBe(dayOf(utc(2026, 3, 1)));
   });
 });
+
+describe("parseTimestamp: the canonical form's fast path agrees with the general parser", () => {
+  // The general parser alone: the same string with a trailing space skips the fast path.
+  const general = (s: string) => parseTimestamp(`${s} `);
+
+  it("on random instants from year 100 to 9999, with and without milliseconds", () => {
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const lo = Date.UTC(100, 0, 1);
+    const hi = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+    for (let i = 0; i < 20_000; i++) {
+      const ms = Math.floor(lo + rand() * (hi - lo));
+      const iso = new Date(ms).toISOString();
+      expect(parseTimestamp(iso)).toBe(ms);
+      const whole = `${iso.slice(0, 19)}Z`;
+      expect(parseTimestamp(whole)).toBe(Math.floor(ms / 1000) * 1000);
+      expect(parseTimestamp(whole.toLowerCase().replace("t", "T"))).toBe(general(whole));
+    }
+  });
+
+  it("on impossible dates, non-digits and near misses", () => {
+    for (const s of [
+      "2026-02-29T00:00:00Z",
+      "2024-02-29T00:00:00Z",
+      "2026-13-01T00:00:00Z",
+      "2026-00-10T00:00:00Z",
+      "2026-04-31T00:00:00.000Z",
+      "2026-04-30T24:00:00Z",
+      "2026-04-30T23:60:00Z",
+      "2026-04-30T23:59:60Z",
+      "2026-04-30T23:59:5xZ",
+      "2026-04-30T23:59:59.1x3Z",
+      "2026-04-30t23:59:59z",
+      "2026-04-30 23:59:59Z",
+      "+026-04-30T23:59:59Z",
+      "0099-04-30T23:59:59Z",
+      "2026-04-30T23:59:59.000+",
+      "2026/04/30T23:59:59Z",
+    ]) {
+      expect(parseTimestamp(s), s).toBe(general(s));
+    }
+    expect(parseTimestamp("2026-02-29T00:00:00Z")).toBeNull();
+    expect(parseTimestamp("2024-02-29T00:00:00Z")).toBe(utc(2024, 2, 29));
+    expect(parseTimestamp("0099-04-30T23:59:59Z")).toBe(general("0099-04-30T23:59:59Z"));
+  });
+});
