@@ -21,6 +21,14 @@ export class StorageError extends Error {
   override name = "StorageError";
 }
 
+/**
+ * Features were asked for as of an instant whose partial days silver retention has deleted (the
+ * message names the horizon): the caller's to change, not a fault of the data dir.
+ */
+export class SilverHorizonError extends StorageError {
+  override name = "SilverHorizonError";
+}
+
 /** A SQLite commit failed; nothing of the batch was acknowledged. */
 export class CheckpointError extends Error {
   override name = "CheckpointError";

@@ -12,7 +12,7 @@ import { isIP, type AddressInfo } from "node:net";
 import type { FeatureRow } from "./features.js";
 import { parseAsOf } from "./timestamps.js";
 import type { Logger } from "./log.js";
-import { ConfigError, HttpListenError } from "./errors.js";
+import { ConfigError, HttpListenError, SilverHorizonError } from "./errors.js";
 
 export interface HttpListen {
   readonly host: string;
@@ -187,7 +187,14 @@ export async function startHttpServer(
         if (t === null) return send(res, 400, { error: "as_of must be a date as YYYY-MM-DD or an ISO-8601 time", as_of: asOfParam });
         asOf = t;
       }
-      const row = backend.features(customerId, asOf);
+      let row: ReturnType<typeof backend.features>;
+      try {
+        row = backend.features(customerId, asOf);
+      } catch (err) {
+        // An as_of that silver retention no longer allows: the message names the horizon.
+        if (err instanceof SilverHorizonError) return send(res, 422, { error: err.message, as_of: asOfParam });
+        throw err;
+      }
       return row ? send(res, 200, row) : send(res, 404, { error: "customer not found", customer_id: customerId });
     }
     return send(res, 404, { error: "not found", endpoints: ENDPOINTS });

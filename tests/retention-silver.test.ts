@@ -11,7 +11,9 @@ import { join } from "node:path";
 import { Subject, from } from "rxjs";
 import Database from "better-sqlite3";
 import { createTopology } from "../src/topology.js";
+import { pino } from "pino";
 import { FeatureReader } from "../src/features.js";
+import { startHttpServer } from "../src/http.js";
 import { BronzeStore } from "../src/sinks/bronze.js";
 import { SilverPruner, silverHorizon } from "../src/sinks/silver.js";
 import { readStatus } from "../src/status.js";
@@ -260,9 +262,30 @@ describe("silver retention", () => {
         expect(b.compute(T), iso(T)).toEqual(want);
         expect(b.compute(T, "c4"), iso(T)).toEqual(a.compute(T, "c4"));
       }
+      const refusal = `silver retention has deleted records before ${iso(H)} (its horizon)`;
       for (const T of [H + 30 * DAY - 1, H + 12 * 3_600_000, NOW - 499 * DAY + 1]) {
-        expect(() => b.compute(T), iso(T)).toThrow(new RegExp(`silver retention has deleted records before ${iso(H).replace(/\./g, "\\.")} \\(its horizon\\)`));
+        expect(() => b.compute(T), iso(T)).toThrow(refusal);
         expect(a.compute(T).length).toBeGreaterThan(0);
+      }
+      // Over HTTP the refusal is the client's to change: 422 with the message, not a 500.
+      const backend = { metrics: async () => ({ contentType: "text/plain", body: "" }), health: () => ({ ok: true }), ready: () => ({ ok: true }) };
+      const { server, address } = await startHttpServer(
+        { host: "127.0.0.1", port: 0 },
+        { ...backend, features: (id, asOf) => b.compute(asOf ?? Date.now(), id)[0] ?? null },
+        pino({ level: "silent" }),
+      );
+      try {
+        const get = async (T: number) => {
+          const res = await fetch(`http://127.0.0.1:${address.port}/features/c4?as_of=${iso(T)}`);
+          return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+        };
+        const refused = await get(H + 12 * 3_600_000);
+        expect(refused.status).toBe(422);
+        expect(refused.body.error).toContain(refusal);
+        expect(await get(H + 30 * DAY + 1)).toEqual({ status: 200, body: JSON.parse(JSON.stringify(a.compute(H + 30 * DAY + 1, "c4")[0])) });
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
       }
     } finally {
       a.close();

@@ -18,7 +18,7 @@ import {
 import type { SilverCommit } from "../operators/aggregate.js";
 import { existsSync } from "node:fs";
 import { CHECKPOINT_TABLE, layerPath, openLayer, readPosition, type Database, type StorageOptions } from "./database.js";
-import { CheckpointError, StorageError } from "../errors.js";
+import { CheckpointError, SilverHorizonError } from "../errors.js";
 import { DAY_MS, formatTimestamp } from "../timestamps.js";
 
 export const SILVER_MIGRATIONS: readonly string[] = [
@@ -553,7 +553,7 @@ export function silverHorizon(db: Database): number | null {
 }
 
 /**
- * Refuses, with a StorageError naming the horizon, features as of `asOf` that needed silver's
+ * Refuses, with a {@link SilverHorizonError} naming the horizon, features as of `asOf` that needed silver's
  * records from before {@link silverHorizon}: their partial days (today up to T, the first day of
  * each window, `windowsMs` long) are read from silver. Whole days come from gold, so an instant at
  * 00:00Z (with whole-day windows) is always exact. Call it after reading silver: retention may
@@ -566,7 +566,7 @@ export function checkSilverHorizon(db: Database, asOf: number, windowsMs: readon
   const horizon = silverHorizon(db);
   if (horizon === null || earliest >= horizon) return;
   const exactFrom = horizon + Math.max(0, ...windowsMs);
-  throw new StorageError(
+  throw new SilverHorizonError(
     `features as of ${formatTimestamp(asOf)} need silver's records from ${formatTimestamp(earliest)}, but silver retention has deleted records before ${formatTimestamp(horizon)} (its horizon): ask for an instant at 00:00Z (whole days come from gold), or one from ${formatTimestamp(exactFrom)} on`,
   );
 }
