@@ -23,6 +23,7 @@ import type { Logger } from "../log.js";
 import { SourceError, StreamMismatchError } from "../errors.js";
 import { compareHeld, judgeStream, parseStoredTime, type StreamIdentity, type StreamPolicy, type StreamState } from "./stream-identity.js";
 import { connectWithRetry, type NatsAuth } from "./nats-connection.js";
+import { parseAckSubject } from "./ack-subject.js";
 
 export { connectWithRetry, redactUrl, type NatsAuth } from "./nats-connection.js";
 
@@ -405,8 +406,9 @@ export class JetStreamSource {
 
       const onMessage = (m: JsMsg) => {
         if (closed || this.stopRequested || repositioning) return;
-        // The reply subject is parsed once here; m.seq and m.timestampNanos would parse it again.
-        const info = m.info;
+        // The reply subject is parsed once here, without nats.js's split (m.info, m.seq and
+        // m.timestampNanos each split it); an unfamiliar form falls back to nats.js's parser.
+        const info = parseAckSubject((m as JsMsg & { reply?: string }).reply) ?? m.info;
         const dseq = info.deliverySequence;
         if (dseq !== this.nextDeliverySeq) {
           log.warn(
