@@ -11,27 +11,29 @@
  * - `latest`: every record known now, late ones included: the corrected history. The values equal
  *   `tributary features --as-of T` (and the profile is the current one, as there).
  *
- * Records are read once, column by column into typed arrays, for the labelled customers only,
- * and sorted by customer into contiguous runs; the labels are then visited customer by customer
- * (the rows keep their order), and each scans its customer's run, so a customer's records are
- * read from memory once for all of its labels. Gold's position bounds what is read, as it bounds
- * `features --as-of`.
+ * Everything a million labels touch is held in columns, not objects: the labels as typed arrays
+ * and dictionary codes, silver's records (read in bulk, {@link readIntegerColumns}) as typed
+ * arrays sorted into one run per customer, and the features as one Float64Array each. The labels
+ * are visited customer by customer (the rows keep their order), each scanning its customer's run,
+ * and the Parquet is written straight from the columns ({@link writeParquetColumns}). Gold's
+ * position bounds what is read, as it bounds `features --as-of`.
  */
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { parse as parseCsv } from "csv-parse/sync";
 import { DAY_MS, parseTimestamp } from "../timestamps.js";
-import { emptyTotals } from "../operators/aggregate.js";
 import { layerPath, openLayer, readPosition, type Database } from "../sinks/database.js";
 import { GOLD_MIGRATIONS, featureSql } from "../sinks/gold.js";
 import { SILVER_MIGRATIONS } from "../sinks/silver.js";
 import { fieldOf, type CustomFeature } from "../model/features.js";
 import { featureTableColumns, openTableWriter } from "./export.js";
 import { openCsvWriter } from "./csv.js";
-import { readLayerPositions, writeManifest, type DatasetManifest } from "./manifest.js";
+import { readLayerPositions, tributaryVersion, writeManifest, type DatasetManifest } from "./manifest.js";
 import { featureSetHash } from "../model/registry-hash.js";
-import { customValue, hasAny, toRow, type Bucket, type Window } from "../features.js";
+import { customValue, type Bucket } from "../features.js";
 import { ConfigError, NoDataError } from "../errors.js";
+import { CustomerIds, readIntegerColumns } from "./bulk-read.js";
+import { cellOf, writeParquetColumns, type ColumnValues } from "./parquet-columns.js";
 import type { Cell, ColumnSpec, ColumnType, WrittenFile } from "./output-file.js";
 
 export type KnownAt = "label" | "latest";
@@ -47,10 +49,14 @@ const [OK, NO_DATA, UNKNOWN_CUSTOMER, INVALID_LABEL_TIME, FUTURE_LABEL_TIME] = [
 /** The column that says, per row, whether the features are real (`ok`) or why they are all null. */
 export const STATUS_COLUMN = "feature_status";
 
-/** Labels as read from a file or given by a library caller: the columns pass through unchanged. */
+/**
+ * Labels as read from a file or given by a library caller, held by column: `values[j]` holds
+ * column j's value for every row. The columns pass through to the training set unchanged.
+ */
 export interface LabelSet {
   readonly columns: readonly ColumnSpec[];
-  readonly rows: readonly (readonly Cell[])[];
+  readonly values: readonly ColumnValues[];
+  readonly length: number;
   /** sha256 of the labels file's bytes (or of the canonical JSON of in-memory labels). */
   readonly digest: string;
 }
@@ -77,6 +83,8 @@ export interface RejectedLabel {
 export interface TrainingSet {
   /** Label columns, then the features (customer_id is the label's), then {@link STATUS_COLUMN}. */
   readonly columns: readonly ColumnSpec[];
+  /** Every column's values, in column order: what the Parquet is written from. */
+  readonly values: readonly ColumnValues[];
   /** Row `i` as cells in column order; computed on demand, so a large set is never held as objects. */
   row(i: number): Cell[];
   readonly length: number;
@@ -96,25 +104,53 @@ export function featureSpecs(custom: readonly CustomFeature[]): ColumnSpec[] {
     .map((c) => ({ ...c, nullable: true }));
 }
 
-/** Growable columns of one kind of record: customer index, event time, availability, value. */
+/**
+ * Growable columns of one kind of record: customer index, event time, availability (only for
+ * `label`), value.
+ */
 class Records {
   n = 0;
-  cust = new Int32Array(1024);
-  t = new Float64Array(1024);
-  avail = new Float64Array(1024);
-  v = new Float64Array(1024);
+  cust: Int32Array = new Int32Array(1024);
+  t: Float64Array = new Float64Array(1024);
+  /** Null when the policy ignores availability (`latest`): every record counts as known. */
+  avail: Float64Array | null;
+  v: Float64Array = new Float64Array(1024);
+  constructor(withAvail: boolean) {
+    this.avail = withAvail ? new Float64Array(1024) : null;
+  }
+  private reserve(more: number): void {
+    if (this.n + more <= this.cust.length) return;
+    const size = Math.max(this.cust.length * 2, this.n + more);
+    this.cust = grow(this.cust, size);
+    this.t = grow(this.t, size);
+    if (this.avail) this.avail = grow(this.avail, size);
+    this.v = grow(this.v, size);
+  }
   push(c: number, t: number, avail: number, v: number): void {
-    if (this.n === this.cust.length) {
-      this.cust = grow(this.cust);
-      this.t = grow(this.t);
-      this.avail = grow(this.avail);
-      this.v = grow(this.v);
-    }
+    this.reserve(1);
     const i = this.n++;
     this.cust[i] = c;
     this.t[i] = t;
-    this.avail[i] = avail;
+    if (this.avail) this.avail[i] = avail;
     this.v[i] = v;
+  }
+  /** Appends a chunk read in bulk, keeping the rows of known customers (index ≥ 0). */
+  append(count: number, cust: Int32Array, t: Float64Array, avail: Float64Array | null, v: Float64Array | null): void {
+    this.reserve(count);
+    let i = this.n;
+    for (let k = 0; k < count; k++) {
+      const c = cust[k]!;
+      if (c < 0) continue;
+      this.cust[i] = c;
+      this.t[i] = t[k]!;
+      if (this.avail) {
+        const a = avail![k]!;
+        this.avail[i] = a >= UNKNOWN_AVAILABILITY ? NEVER : a;
+      }
+      this.v[i] = v === null ? 0 : v[k]!;
+      i++;
+    }
+    this.n = i;
   }
   /** Where each customer's run starts once {@link sortByCustomer} has run: records `start[c] .. start[c + 1]` are customer c's. */
   start: Int32Array = new Int32Array(1);
@@ -126,14 +162,14 @@ class Records {
     const { start, order } = runs(this.cust, this.n, customers);
     this.cust = permute(this.cust, order);
     this.t = permute(this.t, order);
-    this.avail = permute(this.avail, order);
+    if (this.avail) this.avail = permute(this.avail, order);
     this.v = permute(this.v, order);
     this.start = start;
   }
 }
 
-function grow<A extends Int32Array | Float64Array>(a: A): A {
-  const b = new (a.constructor as new (n: number) => A)(a.length * 2);
+function grow<A extends Int32Array | Float64Array>(a: A, size = a.length * 2): A {
+  const b = new (a.constructor as new (n: number) => A)(size);
   b.set(a);
   return b;
 }
@@ -162,26 +198,30 @@ function permute<A extends Int32Array | Float64Array>(a: A, order: Int32Array): 
  * runs by customer. Held as objects, a million labels' profiles took tens of MB of heap.
  */
 class Profiles {
-  private readonly names: string[] = [];
+  /** Segment names; the training set's segment codes index this list too. */
+  readonly names: string[] = [];
   private readonly nameIndex = new Map<string, number>();
   /** Segment index of the current profile per customer; -1 when there is none. */
   private readonly current: Int32Array;
   /** Registration of the current profile per customer; NaN for null. */
   private readonly currentRegistration: Float64Array;
   private n = 0;
-  private cust = new Int32Array(1024);
-  private seq = new Float64Array(1024);
-  private avail = new Float64Array(1024);
-  private registration = new Float64Array(1024);
-  private segment = new Int32Array(1024);
+  private cust: Int32Array = new Int32Array(1024);
+  private seq: Float64Array = new Float64Array(1024);
+  private avail: Float64Array = new Float64Array(1024);
+  private registration: Float64Array = new Float64Array(1024);
+  private segment: Int32Array = new Int32Array(1024);
   private start: Int32Array = new Int32Array(1);
+  /** The registration of the profile the last {@link pick} found (NaN for null). */
+  pickedRegistration = Number.NaN;
 
   constructor(customers: number) {
     this.current = new Int32Array(customers).fill(-1);
     this.currentRegistration = new Float64Array(customers);
   }
 
-  private segmentOf(name: string): number {
+  /** The index of a segment name, added when new. */
+  segmentOf(name: string): number {
     let k = this.nameIndex.get(name);
     if (k === undefined) {
       k = this.names.length;
@@ -227,50 +267,116 @@ class Profiles {
     this.start = start;
   }
 
-  /** `latest`: the current profile (as `features` uses). `label`: the latest in stream order available by T. */
-  pick(c: number, knownAt: KnownAt, T: number): { segment: string; registration: number | null } | undefined {
-    let segment: number;
-    let registration: number;
+  /**
+   * The segment index of customer c's profile, or -1 when none applies; its registration is left
+   * in {@link pickedRegistration}. `latest`: the current profile (as `features` uses). `label`: the
+   * latest in stream order available by T.
+   */
+  pick(c: number, knownAt: KnownAt, T: number): number {
     if (knownAt === "latest") {
-      segment = this.current[c]!;
-      registration = this.currentRegistration[c]!;
-    } else {
-      let best = -1;
-      for (let k = this.start[c]!, end = this.start[c + 1]!; k < end; k++) {
-        if (this.avail[k]! <= T && (best < 0 || this.seq[k]! > this.seq[best]!)) best = k;
-      }
-      if (best < 0) return undefined;
-      segment = this.segment[best]!;
-      registration = this.registration[best]!;
+      this.pickedRegistration = this.currentRegistration[c]!;
+      return this.current[c]!;
     }
-    if (segment < 0) return undefined;
-    return { segment: this.names[segment]!, registration: Number.isNaN(registration) ? null : registration };
-  }
-}
-
-/** A count and a sum, reused across labels instead of a closure and an object per scan. */
-interface Tally {
-  n: number;
-  sum: number;
-}
-
-/** Customer c's records before T and known by `known`: how many, and the sum of their values. */
-function tally(r: Records, c: number, T: number, known: number, into: Tally): Tally {
-  let n = 0;
-  let sum = 0;
-  for (let k = r.start[c]!, end = r.start[c + 1]!; k < end; k++) {
-    if (r.t[k]! < T && r.avail[k]! <= known) {
-      n++;
-      sum += r.v[k]!;
+    let best = -1;
+    for (let k = this.start[c]!, end = this.start[c + 1]!; k < end; k++) {
+      if (this.avail[k]! <= T && (best < 0 || this.seq[k]! > this.seq[best]!)) best = k;
     }
+    if (best < 0) return -1;
+    this.pickedRegistration = this.registration[best]!;
+    return this.segment[best]!;
   }
-  into.n = n;
-  into.sum = sum;
-  return into;
 }
 
 /** Unknown availability (a data dir whose bronze was gone at migration): never known at a past label. */
 const NEVER = Number.POSITIVE_INFINITY;
+/** What silver's reads give for a NULL availability (an integer, which the bulk reader can read); any value from it up is {@link NEVER}. */
+const UNKNOWN_AVAILABILITY = 9_000_000_000_000_000;
+
+const round = (x: number, digits: number) => {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+};
+
+/** Labels' customer and instant per row, and what is wrong with the row, if anything. */
+interface LabelKeys {
+  readonly customers: CustomerIds;
+  readonly customer: Int32Array;
+  readonly time: Float64Array;
+  readonly status: Uint8Array;
+}
+
+function labelKeys(labels: LabelSet, idCol: number, timeCol: number, now: number): LabelKeys {
+  const n = labels.length;
+  const customers = new CustomerIds();
+  const customer = new Int32Array(n).fill(-1);
+  const time = new Float64Array(n);
+  // Per row, as codes into LABEL_STATUSES: a million pointers would be 8 MB of heap more.
+  const status = new Uint8Array(n);
+  const ids = labels.values[idCol]!;
+  const times = labels.values[timeCol]!;
+  // A dictionary column is trimmed, and a time parsed, once per distinct value.
+  const idOfCode = ids.kind === "codes" ? new Int32Array(ids.names.length).fill(-2) : null;
+  const timeOfCode = times.kind === "codes" ? new Float64Array(times.names.length).fill(Number.NaN) : null;
+  for (let i = 0; i < n; i++) {
+    let T: number | null;
+    if (timeOfCode !== null && times.kind === "codes") {
+      const k = times.codes[i]!;
+      if (k < 0) T = null;
+      else {
+        if (Number.isNaN(timeOfCode[k]!)) timeOfCode[k] = toInstant(times.names[k]) ?? Number.NEGATIVE_INFINITY;
+        T = timeOfCode[k] === Number.NEGATIVE_INFINITY ? null : timeOfCode[k]!;
+      }
+    } else {
+      T = toInstant(cellOf(times, i));
+    }
+    if (T === null) {
+      status[i] = INVALID_LABEL_TIME;
+      continue;
+    }
+    if (T > now) {
+      status[i] = FUTURE_LABEL_TIME;
+      continue;
+    }
+    let c: number;
+    if (idOfCode !== null && ids.kind === "codes") {
+      const k = ids.codes[i]!;
+      if (k >= 0 && idOfCode[k] === -2) {
+        const id = ids.names[k]!.trim();
+        idOfCode[k] = id === "" ? -1 : customers.add(id);
+      }
+      c = k < 0 ? -1 : idOfCode[k]!;
+    } else {
+      const raw = cellOf(ids, i);
+      const id = raw === null ? "" : String(raw).trim();
+      c = id === "" ? -1 : customers.add(id);
+    }
+    if (c < 0) {
+      status[i] = UNKNOWN_CUSTOMER;
+      continue;
+    }
+    status[i] = OK;
+    customer[i] = c;
+    time[i] = T;
+  }
+  return { customers, customer, time, status };
+}
+
+/** The built-in feature columns this module computes, after customer_id and customer_segment: a registry feature without a line here fails loudly. */
+const BUILTIN_NUMERIC = [
+  "purchase_frequency",
+  "total_spend",
+  "avg_transaction_value",
+  "first_transaction_at",
+  "last_transaction_at",
+  "recency_days",
+  "transactions_last_30_days",
+  "spend_last_30_days",
+  "session_count",
+  "avg_session_duration_seconds",
+  "interaction_count",
+  "event_count",
+  "days_since_registration",
+] as const;
 
 /**
  * Computes the training set of `labels` from a data dir. `labels` must hold `customer_id` and
@@ -286,38 +392,12 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
   if (idCol < 0 || timeCol < 0) {
     throw new ConfigError(`labels need a customer_id and a label_time column; they have ${labels.columns.map((c) => c.name).join(", ") || "none"}`);
   }
-  const clash = labels.columns.find((c) => c.name === STATUS_COLUMN || featureSpecs(custom).some((f) => f.name === c.name));
+  const specs = featureSpecs(custom);
+  const clash = labels.columns.find((c) => c.name === STATUS_COLUMN || specs.some((f) => f.name === c.name));
   if (clash) throw new ConfigError(`the labels' column ${clash.name} has the name of a training-set column; rename it`);
 
-  // Labels: customer index and instant per row, and what is wrong with the row, if anything.
-  const n = labels.rows.length;
-  const customerIndex = new Map<string, number>();
-  const customerIds: string[] = [];
-  const labelCustomer = new Int32Array(n).fill(-1);
-  const labelTime = new Float64Array(n);
-  // Per row, as codes into LABEL_STATUSES: a million pointers would be 8 MB of heap more.
-  const status = new Uint8Array(n);
-  const rejected: RejectedLabel[] = [];
-  for (let i = 0; i < n; i++) {
-    const row = labels.rows[i]!;
-    const rawId = row[idCol];
-    const id = rawId === null || rawId === undefined ? "" : String(rawId).trim();
-    const T = toInstant(row[timeCol]);
-    if (T === null) status[i] = INVALID_LABEL_TIME;
-    else if (T > now) status[i] = FUTURE_LABEL_TIME;
-    else if (id === "") status[i] = UNKNOWN_CUSTOMER;
-    else {
-      status[i] = OK;
-      let c = customerIndex.get(id);
-      if (c === undefined) {
-        c = customerIds.length;
-        customerIndex.set(id, c);
-        customerIds.push(id);
-      }
-      labelCustomer[i] = c;
-      labelTime[i] = T;
-    }
-  }
+  const n = labels.length;
+  const { customers, customer: labelCustomer, time: labelTime, status } = labelKeys(labels, idCol, timeCol, now);
 
   for (const layer of ["silver", "gold"] as const) {
     if (!existsSync(layerPath(dataDir, layer))) throw new NoDataError(`no ${layer} data in ${dataDir}: nothing has been written to it yet`);
@@ -331,11 +411,11 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
     silver.close();
     throw err;
   }
-  const C = customerIds.length;
+  const C = customers.size;
   let data: Loaded;
   try {
     // One read transaction per file, gold first: its position bounds silver, as for `features --as-of`.
-    data = gold.transaction(() => silver.transaction(() => load(silver, gold, customerIndex, custom, knownAt))())();
+    data = gold.transaction(() => silver.transaction(() => load(silver, gold, customers, custom, knownAt))())();
   } finally {
     silver.close();
     gold.close();
@@ -344,22 +424,30 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
   const exists = new Uint8Array(C);
   const tables = [data.tx, data.sessions, data.interactions, data.events, ...data.custom];
   for (const r of tables) for (let i = 0; i < r.n; i++) exists[r.cust[i]!] = 1;
-  data.profiles.sortByCustomer(C);
-  for (let c = 0; c < C; c++) if (data.profiles.has(c)) exists[c] = 1;
+  const profiles = data.profiles;
+  profiles.sortByCustomer(C);
+  for (let c = 0; c < C; c++) if (profiles.has(c)) exists[c] = 1;
   for (const r of tables) r.sortByCustomer(C);
   const { tx, sessions, interactions, events } = data;
 
-  const specs = featureSpecs(custom);
-  const featureCount = specs.length;
-  // Features, row-major in one typed array where numeric; segments apart, as indexes into
-  // segmentNames (-1 for null). NaN is null.
-  const numeric = new Float64Array(n * featureCount).fill(Number.NaN);
+  // One Float64Array per feature but the segment (NaN is null); the segment as codes.
+  const featureValues = specs.map((s) => (s.name === "customer_segment" ? null : new Float64Array(n).fill(Number.NaN)));
+  const column = (name: string) => {
+    const j = specs.findIndex((s) => s.name === name);
+    if (j < 0 || featureValues[j] === null) throw new Error(`the registry has no numeric feature ${name}`);
+    return featureValues[j]!;
+  };
+  const computed = new Set<string>(["customer_segment", ...BUILTIN_NUMERIC, ...custom.map((f) => f.name)]);
+  const missing = specs.find((s) => !computed.has(s.name));
+  if (missing) throw new Error(`training sets do not compute the built-in feature ${missing.name}`);
+  const [purchaseFrequency, totalSpend, avgTransactionValue, firstTransactionAt, lastTransactionAt, recencyDays, transactionsLast30, spendLast30, sessionCount, avgSessionSeconds, interactionCount, eventCount, daysSinceRegistration] =
+    BUILTIN_NUMERIC.map(column) as [Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array, Float64Array];
+  const customColumns = custom.map((f) => column(f.name));
   const segments = new Int32Array(n).fill(-1);
-  const segmentNames: string[] = [];
-  const segmentIndex = new Map<string, number>();
-  const isTime = specs.map((s) => s.type === "datetime");
+  const unknownSegment = profiles.segmentOf("unknown");
+  const customIsTime = custom.map((f) => specs.find((s) => s.name === f.name)!.type === "datetime");
+  const withAvail = knownAt === "label";
   let noData = 0;
-  const counted: Tally = { n: 0, sum: 0 };
   for (const i of byCustomer(labelCustomer, C)) {
     const c = labelCustomer[i]!;
     if (!exists[c]) {
@@ -367,101 +455,121 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
       continue;
     }
     const T = labelTime[i]!;
-    const known = knownAt === "latest" ? NEVER : T;
-    const w: Window = { all: emptyTotals(), recent: emptyTotals() };
+    const known = withAvail ? T : NEVER;
     const windowStart = T - 30 * DAY_MS;
-    const a = w.all;
+    let txCount = 0;
+    let txMicros = 0;
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    let recentCount = 0;
+    let recentMicros = 0;
     for (let k = tx.start[c]!, end = tx.start[c + 1]!; k < end; k++) {
       const t = tx.t[k]!;
-      if (!(t < T && tx.avail[k]! <= known)) continue;
+      if (!(t < T) || (withAvail && !(tx.avail![k]! <= known))) continue;
       const micros = tx.v[k]!;
-      a.tx_count++;
-      a.tx_spend_micros += micros;
-      if (a.tx_first_at === null || t < a.tx_first_at) a.tx_first_at = t;
-      if (a.tx_last_at === null || t > a.tx_last_at) a.tx_last_at = t;
+      txCount++;
+      txMicros += micros;
+      if (t < first) first = t;
+      if (t > last) last = t;
       if (t >= windowStart) {
-        w.recent.tx_count++;
-        w.recent.tx_spend_micros += micros;
+        recentCount++;
+        recentMicros += micros;
       }
     }
-    tally(sessions, c, T, known, counted);
-    a.session_count = counted.n;
-    a.session_ms = counted.sum;
-    a.interaction_count = tally(interactions, c, T, known, counted).n;
-    a.event_count = tally(events, c, T, known, counted).n;
+    const sessionN = count(sessions, c, T, known);
+    const sessionMs = tallied;
+    const interactionN = count(interactions, c, T, known);
+    const eventN = count(events, c, T, known);
     const buckets = custom.map((f, j): Bucket => {
       const b: Bucket = { n: 0, total: 0, lo: null, hi: null };
       const from = f.windowDays === undefined ? Number.NEGATIVE_INFINITY : T - f.windowDays * DAY_MS;
       const r = data.custom[j]!;
       const money = fieldOf(f)?.kind === "money";
-      scan(r, c, T, known, (k) => {
-        if (r.t[k]! < from) return;
+      for (let k = r.start[c]!, end = r.start[c + 1]!; k < end; k++) {
+        const t = r.t[k]!;
+        if (!(t < T) || (r.avail !== null && !(r.avail[k]! <= known)) || t < from) continue;
         const v = r.v[k]!;
         b.n++;
         b.total += money ? Math.round(v * 1_000_000) : v;
         b.lo = b.lo === null || v < b.lo ? v : b.lo;
         b.hi = b.hi === null || v > b.hi ? v : b.hi;
-      });
+      }
       return b;
     });
-    const profile = data.profiles.pick(c, knownAt, T);
-    const listed = hasAny(w.all) || buckets.some((b) => b.n > 0) || (profile !== undefined && (profile.registration === null || profile.registration < T));
+    const segment = profiles.pick(c, knownAt, T);
+    const registration = segment < 0 ? Number.NaN : profiles.pickedRegistration;
+    const listed = txCount + sessionN + interactionN + eventN > 0 || buckets.some((b) => b.n > 0) || (segment >= 0 && (Number.isNaN(registration) || registration < T));
     if (!listed) {
       status[i] = NO_DATA;
       noData++;
       continue;
     }
-    const row = toRow(customerIds[c]!, w, profile, T);
-    let segment = segmentIndex.get(row.customer_segment);
-    if (segment === undefined) {
-      segment = segmentNames.push(row.customer_segment) - 1;
-      segmentIndex.set(row.customer_segment, segment);
+    // As `toRow` in src/features.ts computes them, in numbers: times stay epoch ms.
+    const spend = txMicros / 1e6;
+    segments[i] = segment < 0 ? unknownSegment : segment;
+    purchaseFrequency[i] = txCount;
+    totalSpend[i] = round(spend, 2);
+    if (txCount > 0) {
+      avgTransactionValue[i] = round(spend / txCount, 2);
+      firstTransactionAt[i] = first;
+      lastTransactionAt[i] = last;
+      recencyDays[i] = round((T - last) / DAY_MS, 6);
     }
-    segments[i] = segment;
-    const base = i * featureCount;
-    // Built-in features after customer_id and customer_segment, in registry order; then custom.
-    for (let f = 1; f < featureCount; f++) {
-      const spec = specs[f]!;
-      const value = f < specs.length - custom.length ? row[spec.name] : customValue(custom[f - (specs.length - custom.length)]!, buckets[f - (specs.length - custom.length)]);
-      numeric[base + f] = value === null || value === undefined ? Number.NaN : isTime[f] ? Date.parse(value as string) : (value as number);
+    transactionsLast30[i] = recentCount;
+    spendLast30[i] = round(recentMicros / 1e6, 2);
+    sessionCount[i] = sessionN;
+    if (sessionN > 0) avgSessionSeconds[i] = round(sessionMs / 1000 / sessionN, 3);
+    interactionCount[i] = interactionN;
+    eventCount[i] = eventN;
+    if (!Number.isNaN(registration) && registration < T) daysSinceRegistration[i] = round((T - registration) / DAY_MS, 6);
+    for (let j = 0; j < custom.length; j++) {
+      const value = customValue(custom[j]!, buckets[j]);
+      customColumns[j]![i] = value === null ? Number.NaN : customIsTime[j] ? Date.parse(value as string) : (value as number);
     }
   }
+  const rejected: RejectedLabel[] = [];
   for (let i = 0; i < n; i++) {
     const s = status[i]!;
     if (s !== OK && s !== NO_DATA) {
-      const row = labels.rows[i]!;
-      const reason = LABEL_STATUSES[s] as RejectedLabel["reason"];
-      rejected.push({ row: i + 1, customer_id: row[idCol] === null ? null : String(row[idCol]), label_time: row[timeCol] === null ? null : String(row[timeCol]), reason });
+      const id = cellOf(labels.values[idCol]!, i);
+      const time = cellOf(labels.values[timeCol]!, i);
+      rejected.push({ row: i + 1, customer_id: id === null ? null : String(id), label_time: time === null ? null : String(time), reason: LABEL_STATUSES[s] as RejectedLabel["reason"] });
     }
   }
 
   const columns: ColumnSpec[] = [...labels.columns, ...specs, { name: STATUS_COLUMN, type: "string", nullable: false }];
-  const labelWidth = labels.columns.length;
+  const values: ColumnValues[] = [
+    ...labels.values,
+    ...featureValues.map((v): ColumnValues => (v === null ? { kind: "codes", codes: segments, names: profiles.names } : { kind: "numbers", values: v })),
+    { kind: "codes", codes: status, names: LABEL_STATUSES },
+  ];
   return {
     columns,
+    values,
     length: n,
     rejected,
     noData,
     knownAt,
-    row(i: number): Cell[] {
-      const out: Cell[] = labels.rows[i]!.slice(0, labelWidth) as Cell[];
-      const base = i * featureCount;
-      out.push(segments[i]! < 0 ? null : segmentNames[segments[i]!]!);
-      for (let f = 1; f < featureCount; f++) {
-        const v = numeric[base + f]!;
-        out.push(Number.isNaN(v) ? null : v);
-      }
-      out.push(LABEL_STATUSES[status[i]!]!);
-      return out;
-    },
+    row: (i: number): Cell[] => values.map((v) => cellOf(v, i)),
   };
 }
 
-/** Calls `each` with every record of customer `c` before T and known by `known` (after {@link Records.sortByCustomer}). */
-function scan(r: Records, c: number, T: number, known: number, each: (k: number) => void): void {
+/** The sum {@link count} took of the values it counted (a module variable, not an object per call). */
+let tallied = 0;
+
+/** How many of customer c's records are before T and known by `known`; their values' sum goes to {@link tallied}. */
+function count(r: Records, c: number, T: number, known: number): number {
+  let n = 0;
+  let sum = 0;
+  const avail = r.avail;
   for (let k = r.start[c]!, end = r.start[c + 1]!; k < end; k++) {
-    if (r.t[k]! < T && r.avail[k]! <= known) each(k);
+    if (r.t[k]! < T && (avail === null || avail[k]! <= known)) {
+      n++;
+      sum += r.v[k]!;
+    }
   }
+  tallied = sum;
+  return n;
 }
 
 /** The rows with a customer (index ≥ 0), customer by customer, each customer's in row order. */
@@ -493,7 +601,7 @@ interface Loaded {
   readonly profiles: Profiles;
 }
 
-function load(silver: Database, gold: Database, customers: ReadonlyMap<string, number>, custom: readonly CustomFeature[], knownAt: KnownAt): Loaded {
+function load(silver: Database, gold: Database, customers: CustomerIds, custom: readonly CustomFeature[], knownAt: KnownAt): Loaded {
   const position = readPosition(gold, "gold");
   const hasAvail = (silver.prepare("SELECT count(*) FROM pragma_table_info('transactions') WHERE name = 'available_at'").pluck().get() as number) > 0;
   const filling = hasAvail && (silver.prepare("SELECT count(*) FROM sqlite_master WHERE name = 'pending_fill'").pluck().get() as number) > 0 && (silver.prepare("SELECT count(*) FROM pending_fill").pluck().get() as number) > 0;
@@ -503,21 +611,25 @@ function load(silver: Database, gold: Database, customers: ReadonlyMap<string, n
   if (!hasAvail && knownAt === "label") {
     throw new NoDataError("silver has no availability times yet (a data dir from before tributary kept them): start tributary on it once to migrate, or use --known-at latest");
   }
-  // Only the columns a policy uses: better-sqlite3's cost grows with every value of every row.
-  // `latest` counts every record, known or not, so it leaves availability out (as 0); counts
-  // leave out the value.
+  // Only the columns a policy uses: `latest` counts every record, known or not, so it leaves
+  // availability out; counts leave out the value.
   const withAvail = knownAt === "label";
   const read = (table: string, time: string, value: string | null, where = "", params: readonly unknown[] = []) => {
-    const sql = `SELECT customer_id, ${time}${withAvail ? ", coalesce(available_at, 9e15)" : ""}${value === null ? "" : `, ${value}`} FROM ${table} WHERE bronze_seq <= ?${where}`;
-    const at = withAvail ? 2 : -1;
-    const vat = value === null ? -1 : withAvail ? 3 : 2;
-    const into = new Records();
-    // Rows by index, not destructured: a quarter less time per row over millions of them.
+    const columns = [time, ...(withAvail ? [`coalesce(available_at, ${UNKNOWN_AVAILABILITY})`] : []), ...(value === null ? [] : [value])];
+    let into = new Records(withAvail);
+    const bulk = readIntegerColumns(silver, { table, columns, where: ` AND bronze_seq <= ?${where}`, params: [position, ...params] }, customers, (count, cust, cols) =>
+      into.append(count, cust, cols[0]!, withAvail ? cols[1]! : null, value === null ? null : cols[columns.length - 1]!),
+    );
+    if (bulk) return into;
+    // A value that is not an integer (a custom feature's REAL field): row by row, by index.
+    into = new Records(withAvail);
+    const sql = `SELECT customer_id, ${columns.join(", ")} FROM ${table} WHERE bronze_seq <= ?${where}`;
+    const vat = value === null ? -1 : columns.length;
     for (const row of silver.prepare(sql).raw().iterate(position, ...params) as Iterable<(string | number)[]>) {
-      const c = customers.get(row[0] as string);
-      if (c === undefined) continue;
-      const a = at < 0 ? 0 : (row[at] as number);
-      into.push(c, row[1] as number, a >= 9e15 ? NEVER : a, vat < 0 ? 0 : (row[vat] as number));
+      const c = customers.indexOf(row[0] as string);
+      if (c < 0) continue;
+      const a = withAvail ? (row[2] as number) : 0;
+      into.push(c, row[1] as number, a >= UNKNOWN_AVAILABILITY ? NEVER : a, vat < 0 ? 0 : (row[vat] as number));
     }
     return into;
   };
@@ -525,23 +637,23 @@ function load(silver: Database, gold: Database, customers: ReadonlyMap<string, n
   const sessions = read("sessions", "session_start_at", "session_end_at - session_start_at");
   const interactions = read("interactions", "interaction_at", null);
   const events = read("events", "event_at", null);
-  // Values as they are; a money sum is taken in integer millionths below, as gold sums them.
+  // Values as they are; a money sum is taken in integer millionths, as gold sums them.
   const customRecords = custom.map((f) => {
     const q = featureSql(f);
     return read(q.table, q.time, fieldOf(f) === null ? null : q.value, q.where, q.params);
   });
   const profiles = new Profiles(customers.size);
   for (const [id, segment, registration] of gold.prepare("SELECT customer_id, customer_segment, registration_at FROM customer_profile").raw().iterate() as Iterable<[string, string, number | null]>) {
-    const c = customers.get(id);
-    if (c !== undefined) profiles.setCurrent(c, segment, registration);
+    const c = customers.indexOf(id);
+    if (c >= 0) profiles.setCurrent(c, segment, registration);
   }
   // Only `label` reads the versions. Gold has applied every record up to its position, so a
   // customer with a version has a current profile too, and `latest` needs nothing more.
   if (hasAvail && knownAt === "label") {
-    const sql = "SELECT customer_id, bronze_seq, coalesce(available_at, 9e15), customer_segment, registration_at FROM customer_history WHERE bronze_seq <= ?";
+    const sql = `SELECT customer_id, bronze_seq, coalesce(available_at, ${UNKNOWN_AVAILABILITY}), customer_segment, registration_at FROM customer_history WHERE bronze_seq <= ?`;
     for (const [id, seq, a, segment, registration] of silver.prepare(sql).raw().iterate(position) as Iterable<[string, number, number, string, number | null]>) {
-      const c = customers.get(id);
-      if (c !== undefined) profiles.addVersion(c, seq, a >= 9e15 ? NEVER : a, segment, registration);
+      const c = customers.indexOf(id);
+      if (c >= 0) profiles.addVersion(c, seq, a >= UNKNOWN_AVAILABILITY ? NEVER : a, segment, registration);
     }
   }
   return { tx, sessions, interactions, events, custom: customRecords, profiles };
@@ -556,6 +668,27 @@ function toInstant(v: Cell | Date | undefined): number | null {
   const text = v.trim();
   // A CSV cell of digits is epoch milliseconds.
   return /^-?\d{1,16}$/.test(text) ? parseTimestamp(Number(text)) : parseTimestamp(text);
+}
+
+/**
+ * Strings as dictionary codes: a million label rows of a hundred thousand customers keep a
+ * hundred thousand strings, not a million. `null` (and, for CSV, the empty field) is code -1.
+ */
+function stringColumn(length: number, valueAt: (i: number) => string | null): ColumnValues {
+  const codes = new Int32Array(length);
+  const names: string[] = [];
+  const index = new Map<string, number>();
+  for (let i = 0; i < length; i++) {
+    const v = valueAt(i);
+    if (v === null) {
+      codes[i] = -1;
+      continue;
+    }
+    let k = index.get(v);
+    if (k === undefined) index.set(v, (k = names.push(v) - 1));
+    codes[i] = k;
+  }
+  return { kind: "codes", codes, names };
 }
 
 /**
@@ -585,7 +718,28 @@ export async function readLabels(file: string): Promise<LabelSet> {
     if (seen.has(h)) throw new ConfigError(`${file}: the column ${h} appears twice`);
     seen.add(h);
   }
-  return { columns: header.map((name) => ({ name, type: "string", nullable: true })), rows: records.map((r) => r.map((v) => (v === "" ? null : v))), digest };
+  return {
+    columns: header.map((name) => ({ name, type: "string", nullable: true })),
+    values: header.map((_, j) => stringColumn(records.length, (i) => (records[i]![j] === "" ? null : records[i]![j]!))),
+    length: records.length,
+    digest,
+  };
+}
+
+/**
+ * Parquet timestamps as epoch milliseconds (numbers), not Dates: truncated toward zero, as
+ * `Number(micros / 1000n)` is, without a BigInt division per value.
+ */
+const TIMESTAMP_PARSERS = {
+  timestampFromMilliseconds: (ms: bigint) => Number(ms),
+  timestampFromMicroseconds: (us: bigint) => exactDivide(us, 1000),
+  timestampFromNanoseconds: (ns: bigint) => exactDivide(ns, 1_000_000),
+};
+
+function exactDivide(v: bigint, by: number): number {
+  const x = Number(v);
+  // For a safe integer, x - x % by is a multiple of `by`, so the division is exact.
+  return Number.isSafeInteger(x) ? (x - (x % by)) / by : Number(v / BigInt(by));
 }
 
 async function readParquetLabels(file: string, bytes: Buffer): Promise<Omit<LabelSet, "digest">> {
@@ -613,18 +767,49 @@ async function readParquetLabels(file: string, bytes: Buffer): Promise<Omit<Labe
               : "string";
     return { name: e.name, type, nullable: e.repetition_type !== "REQUIRED" };
   });
-  let rows: Cell[][] = [];
+  const length = Number(metadata.num_rows);
+  // Column chunks as hyparquet decodes them, placed by their first row.
+  const chunks = columns.map(() => [] as { at: number; data: ArrayLike<unknown> }[]);
+  const byName = new Map(columns.map((c, j) => [c.name, j]));
   await parquetRead({
     file: buffer,
     metadata,
-    rowFormat: "array",
-    onComplete: (data: unknown[][]) => {
-      // Converted in place: a copy of a million rows would double the labels' heap while it is made.
-      for (const r of data) for (let j = 0; j < r.length; j++) r[j] = toCell(r[j], columns[j]!.type);
-      rows = data as Cell[][];
+    parsers: TIMESTAMP_PARSERS,
+    onChunk: ({ columnName, columnData, rowStart }) => {
+      const j = byName.get(columnName);
+      if (j !== undefined) chunks[j]!.push({ at: rowStart, data: columnData as ArrayLike<unknown> });
     },
   });
-  return { columns, rows };
+  const values = columns.map((c, j) => {
+    const cells: unknown[] = new Array(length).fill(null);
+    for (const { at, data } of chunks[j]!) for (let i = 0; i < data.length && at + i < length; i++) cells[at + i] = data[i];
+    chunks[j] = [];
+    return labelColumn(c.type, cells);
+  });
+  return { columns, values, length };
+}
+
+/** A labels column from the values a reader gave: numbers in a typed array when they all fit one, strings as codes, else cells. */
+function labelColumn(type: ColumnType, raw: readonly unknown[]): ColumnValues {
+  const n = raw.length;
+  if (type === "string") return stringColumn(n, (i) => (raw[i] === null || raw[i] === undefined ? null : String(raw[i])));
+  if (type !== "boolean") {
+    const values = new Float64Array(n);
+    const nulls = new Uint8Array(n);
+    let numeric = true;
+    for (let i = 0; i < n && numeric; i++) {
+      const v = raw[i];
+      if (v === null || v === undefined) nulls[i] = 1;
+      else if (typeof v === "number") values[i] = v;
+      else if (v instanceof Date) values[i] = v.getTime();
+      else if (typeof v === "bigint" && Number.isSafeInteger(Number(v))) values[i] = Number(v);
+      else numeric = false;
+      // A long keeps only safe integers as numbers; anything else stays a cell.
+      if (numeric && type === "long" && nulls[i] === 0 && !Number.isSafeInteger(values[i]!)) numeric = false;
+    }
+    if (numeric) return { kind: "numbers", values, nulls };
+  }
+  return { kind: "cells", cells: raw.map((v) => toCell(v, type)) };
 }
 
 function toCell(v: unknown, type: ColumnType): Cell {
@@ -663,7 +848,7 @@ export function labelsFromObjects(objects: readonly Readonly<Record<string, unkn
   const digest = createHash("sha256")
     .update(JSON.stringify(rows, (_k, v) => (typeof v === "bigint" ? v.toString() : v)))
     .digest("hex");
-  return { columns, rows, digest };
+  return { columns, values: columns.map((_, j): ColumnValues => ({ kind: "cells", cells: rows.map((r) => r[j]!) })), length: rows.length, digest };
 }
 
 export interface WriteTrainingSetOptions extends TrainingSetOptions {
@@ -685,13 +870,6 @@ export interface WrittenTrainingSet {
   readonly noData: number;
 }
 
-/**
- * Rows per Parquet row group of a training set. A training set's labels stay in memory while it
- * is written, so a group is kept to a quarter of the export default: at a million labels under
- * the command's 256 MB heap, 64k-row groups left V8 collecting the old generation every half second.
- */
-const TRAINING_SET_ROW_GROUP_ROWS = 16_384;
-
 /** Where the rejected labels of a training set are listed. */
 export function rejectedPath(out: string): string {
   return `${out}.rejected.csv`;
@@ -706,14 +884,18 @@ export function writeTrainingSet(dataDir: string, labels: LabelSet, options: Wri
   const positions = readLayerPositions(dataDir);
   const set = computeTrainingSet(dataDir, labels, options);
   const format = options.format ?? (/\.parquet$/i.test(options.out) ? "parquet" : "csv");
-  const writer = openTableWriter(format, options.out, set.columns, { rowGroupRows: TRAINING_SET_ROW_GROUP_ROWS });
   let file: WrittenFile;
-  try {
-    for (let i = 0; i < set.length; i++) writer.write(set.row(i));
-    file = writer.close();
-  } catch (err) {
-    writer.abort();
-    throw err;
+  if (format === "parquet") {
+    file = writeParquetColumns(options.out, set.columns, set.values, set.length, { createdBy: `tributary ${tributaryVersion()}` });
+  } else {
+    const writer = openTableWriter(format, options.out, set.columns);
+    try {
+      for (let i = 0; i < set.length; i++) writer.write(set.row(i));
+      file = writer.close();
+    } catch (err) {
+      writer.abort();
+      throw err;
+    }
   }
   const side = rejectedPath(options.out);
   let rejectedFile: string | null = null;
