@@ -507,13 +507,17 @@ async function statusCounts(file: string): Promise<Record<string, number>> {
  */
 const PHASES: readonly (readonly [phase: string, fn: string, file: string])[] = [
   ["whole command: writeTrainingSet", "writeTrainingSet", "serving/training-set.js"],
-  ["read the labels (hyparquet)", "*", "/node_modules/hyparquet/src/"],
+  ["read the labels: hyparquet's decoding", "*", "/node_modules/hyparquet/src/"],
+  ["read the labels: into columns (readParquetLabels)", "readParquetLabels", "serving/training-set.js"],
   ["computeTrainingSet", "computeTrainingSet", "serving/training-set.js"],
   ["  read silver and gold (load)", "load", "serving/training-set.js"],
+  ["    of which the bulk reads (readIntegerColumns: SQLite's group_concat, then the two below)", "readIntegerColumns", "serving/bulk-read.js"],
+  ["    of which customer ids looked up (lookUp)", "lookUp", "serving/bulk-read.js"],
+  ["    of which integers parsed (parseIntegers)", "parseIntegers", "serving/bulk-read.js"],
   ["  sort records by customer", "sortByCustomer", "serving/training-set.js"],
-  ["  toRow (built-in features)", "toRow", "src/features.js"],
-  ["write Parquet: cells converted and full row groups encoded (parquet.js row())", "row", "serving/parquet.js"],
-  ["hyparquet-writer, all of it (also the last group and the footer at close)", "*", "/node_modules/hyparquet-writer/src/"],
+  ["write Parquet (writeParquetColumns)", "writeParquetColumns", "serving/parquet-columns.js"],
+  ["  of which Snappy (hysnappy)", "*", "/node_modules/hysnappy/"],
+  ["  of which hyparquet-writer (page headers, RLE, footer)", "*", "/node_modules/hyparquet-writer/src/"],
 ];
 
 export function profilePhases(path: string): Record<string, number> {

@@ -282,13 +282,57 @@ function writePlainNumbers(w: ByteWriter, values: Float64Array, int64: boolean, 
   w.offset += m * 8;
 }
 
-function writePlainStrings(w: ByteWriter, strings: readonly string[]): Uint8Array[] {
-  const encoded = strings.map((s) => utf8.encode(s));
-  for (const b of encoded) {
-    w.appendUint32(b.length);
-    w.appendBytes(b);
+/**
+ * PLAIN byte arrays: a 4-byte length, then the UTF-8 bytes. ASCII (the common case: ids, segments,
+ * statuses) is copied code unit by code unit, not through a TextEncoder call per string. Returns
+ * whether every string was ASCII.
+ */
+function writePlainStrings(w: ByteWriter, strings: readonly string[]): boolean {
+  let bound = 0;
+  for (const s of strings) bound += 4 + 3 * s.length;
+  w.ensure(bound);
+  const bytes = new Uint8Array(w.buffer);
+  const view = w.view;
+  let at = w.index;
+  let ascii = true;
+  for (const s of strings) {
+    const len = s.length;
+    let i = 0;
+    for (; i < len; i++) {
+      const ch = s.charCodeAt(i);
+      if (ch >= 0x80) break;
+      bytes[at + 4 + i] = ch;
+    }
+    let written = len;
+    if (i < len) {
+      ascii = false;
+      written = utf8.encodeInto(s, bytes.subarray(at + 4)).written;
+    }
+    view.setUint32(at, written, true);
+    at += 4 + written;
   }
-  return encoded;
+  w.offset += at - w.index;
+  w.index = at;
+  return ascii;
+}
+
+/** The indexes of the least and the greatest string by UTF-8 bytes, Parquet's order for strings (for ASCII, JavaScript's own). */
+function stringBounds(strings: readonly string[], ascii: boolean): [number, number] {
+  let lo = -1;
+  let hi = -1;
+  if (ascii) {
+    for (let k = 0; k < strings.length; k++) {
+      if (lo < 0 || strings[k]! < strings[lo]!) lo = k;
+      if (hi < 0 || strings[k]! > strings[hi]!) hi = k;
+    }
+    return [lo, hi];
+  }
+  const encoded = strings.map((s) => utf8.encode(s));
+  for (let k = 0; k < encoded.length; k++) {
+    if (lo < 0 || Buffer.compare(encoded[k]!, encoded[lo]!) < 0) lo = k;
+    if (hi < 0 || Buffer.compare(encoded[k]!, encoded[hi]!) > 0) hi = k;
+  }
+  return [lo, hi];
 }
 
 function writePlainBooleans(w: ByteWriter, values: Uint8Array): void {
@@ -364,16 +408,10 @@ function writeChunk(out: ByteWriter, c: ColumnSpec, element: SchemaElement, data
       break;
     }
     case "strings": {
-      const encoded = writePlainStrings(dict, values.dictionary);
+      const ascii = writePlainStrings(dict, values.dictionary);
       dictionarySize = values.dictionary.length;
       codes = values.codes;
-      // Parquet orders strings by their UTF-8 bytes.
-      let lo = -1;
-      let hi = -1;
-      for (let k = 0; k < encoded.length; k++) {
-        if (lo < 0 || Buffer.compare(encoded[k]!, encoded[lo]!) < 0) lo = k;
-        if (hi < 0 || Buffer.compare(encoded[k]!, encoded[hi]!) > 0) hi = k;
-      }
+      const [lo, hi] = stringBounds(values.dictionary, ascii);
       if (lo >= 0) statistics = { ...statistics, min_value: values.dictionary[lo]!, max_value: values.dictionary[hi]! };
       break;
     }

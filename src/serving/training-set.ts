@@ -480,7 +480,7 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
     const sessionMs = tallied;
     const interactionN = count(interactions, c, T, known);
     const eventN = count(events, c, T, known);
-    const buckets = custom.map((f, j): Bucket => {
+    const buckets = custom.length === 0 ? NO_BUCKETS : custom.map((f, j): Bucket => {
       const b: Bucket = { n: 0, total: 0, lo: null, hi: null };
       const from = f.windowDays === undefined ? Number.NEGATIVE_INFINITY : T - f.windowDays * DAY_MS;
       const r = data.custom[j]!;
@@ -553,6 +553,8 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
     row: (i: number): Cell[] => values.map((v) => cellOf(v, i)),
   };
 }
+
+const NO_BUCKETS: Bucket[] = [];
 
 /** The sum {@link count} took of the values it counted (a module variable, not an object per call). */
 let tallied = 0;
@@ -769,7 +771,7 @@ async function readParquetLabels(file: string, bytes: Buffer): Promise<Omit<Labe
   });
   const length = Number(metadata.num_rows);
   // Column chunks as hyparquet decodes them, placed by their first row.
-  const chunks = columns.map(() => [] as { at: number; data: ArrayLike<unknown> }[]);
+  const chunks = columns.map(() => [] as DecodedChunk[]);
   const byName = new Map(columns.map((c, j) => [c.name, j]));
   await parquetRead({
     file: buffer,
@@ -781,35 +783,64 @@ async function readParquetLabels(file: string, bytes: Buffer): Promise<Omit<Labe
     },
   });
   const values = columns.map((c, j) => {
-    const cells: unknown[] = new Array(length).fill(null);
-    for (const { at, data } of chunks[j]!) for (let i = 0; i < data.length && at + i < length; i++) cells[at + i] = data[i];
+    const column = labelColumn(c.type, length, chunks[j]!);
     chunks[j] = [];
-    return labelColumn(c.type, cells);
+    return column;
   });
   return { columns, values, length };
 }
 
-/** A labels column from the values a reader gave: numbers in a typed array when they all fit one, strings as codes, else cells. */
-function labelColumn(type: ColumnType, raw: readonly unknown[]): ColumnValues {
-  const n = raw.length;
-  if (type === "string") return stringColumn(n, (i) => (raw[i] === null || raw[i] === undefined ? null : String(raw[i])));
+/** A decoded run of a column's values, starting at row `at`. */
+interface DecodedChunk {
+  readonly at: number;
+  readonly data: ArrayLike<unknown>;
+}
+
+/**
+ * A labels column from the chunks a reader decoded: numbers in a typed array when they all fit
+ * one, strings as codes, else cells. A row no chunk covers is null.
+ */
+function labelColumn(type: ColumnType, n: number, chunks: readonly DecodedChunk[]): ColumnValues {
+  if (type === "string") {
+    const codes = new Int32Array(n).fill(-1);
+    const names: string[] = [];
+    const index = new Map<string, number>();
+    for (const { at, data } of chunks) {
+      for (let i = 0; i < data.length && at + i < n; i++) {
+        const v = data[i];
+        if (v === null || v === undefined) continue;
+        const text = String(v);
+        let k = index.get(text);
+        if (k === undefined) index.set(text, (k = names.push(text) - 1));
+        codes[at + i] = k;
+      }
+    }
+    return { kind: "codes", codes, names };
+  }
   if (type !== "boolean") {
     const values = new Float64Array(n);
-    const nulls = new Uint8Array(n);
+    const nulls = new Uint8Array(n).fill(1);
     let numeric = true;
-    for (let i = 0; i < n && numeric; i++) {
-      const v = raw[i];
-      if (v === null || v === undefined) nulls[i] = 1;
-      else if (typeof v === "number") values[i] = v;
-      else if (v instanceof Date) values[i] = v.getTime();
-      else if (typeof v === "bigint" && Number.isSafeInteger(Number(v))) values[i] = Number(v);
-      else numeric = false;
-      // A long keeps only safe integers as numbers; anything else stays a cell.
-      if (numeric && type === "long" && nulls[i] === 0 && !Number.isSafeInteger(values[i]!)) numeric = false;
+    for (const { at, data } of chunks) {
+      for (let i = 0; i < data.length && at + i < n && numeric; i++) {
+        const v = data[i];
+        let x: number;
+        if (v === null || v === undefined) continue;
+        else if (typeof v === "number") x = v;
+        else if (v instanceof Date) x = v.getTime();
+        else if (typeof v === "bigint") x = Number(v);
+        else x = Number.NaN;
+        // A long keeps only safe integers as numbers (a bigint past 2^53 stays a cell); a double any number.
+        if (type === "double" ? typeof v !== "number" && !(typeof v === "bigint" && Number.isSafeInteger(x)) : !Number.isSafeInteger(x)) numeric = false;
+        values[at + i] = x;
+        nulls[at + i] = 0;
+      }
     }
     if (numeric) return { kind: "numbers", values, nulls };
   }
-  return { kind: "cells", cells: raw.map((v) => toCell(v, type)) };
+  const cells: Cell[] = new Array<Cell>(n).fill(null);
+  for (const { at, data } of chunks) for (let i = 0; i < data.length && at + i < n; i++) cells[at + i] = toCell(data[i], type);
+  return { kind: "cells", cells };
 }
 
 function toCell(v: unknown, type: ColumnType): Cell {
