@@ -29,7 +29,9 @@ const dbs = files.map((f) => {
   db.pragma("wal_autocheckpoint = 0");
   return db;
 });
-const pruner = new Retention(dbs[0]!, dbs[1]!, dbs[2]!, retention, entities);
+// On this thread blocking is fine: silver's batches leave the write lock to the committer between them.
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const pruner = new Retention(dbs[0]!, dbs[1]!, dbs[2]!, retention, entities, (ms) => void Atomics.wait(sleeper, 0, 0, ms));
 let optimizeAt = optimizeEveryMs > 0 ? Date.now() + optimizeEveryMs : Number.POSITIVE_INFINITY;
 
 /** The incremental parts of `tributary optimize`: freed pages back to the file system, planner statistics. */

@@ -438,6 +438,8 @@ export class SilverPruner {
     private readonly db: Database,
     entities: readonly EntityDefinition[] = BUILTIN_ENTITIES,
   ) {
+    // As silver's writer does: a power cut may roll back the last batches, each whole.
+    db.pragma("synchronous = NORMAL");
     const existing = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all() as string[]);
     this.tables = entities
       .filter((e) => e.keep === "first" && existing.has(e.name))
@@ -483,7 +485,8 @@ export class SilverPruner {
 
     const quarantined: [seq: number, entity: string, reason: string][] = [];
     if (records < limit) {
-      for (const row of this.oldestQuarantine.all(limit - records) as [number, string, string, number][]) {
+      // Iterated, so a round with nothing due reads one row, not a batch.
+      for (const row of this.oldestQuarantine.iterate(limit - records) as Iterable<[number, string, string, number]>) {
         if (row[0] > applied || row[3] >= before) break;
         quarantined.push([row[0], row[1], row[2]]);
       }
@@ -494,7 +497,7 @@ export class SilverPruner {
     let reach = cursor;
     const replacing: [customer: string, seq: number][] = [];
     if (records + quarantined.length < limit) {
-      for (const [seq, customer, availableAt] of this.nextHistory.all(cursor, limit - records - quarantined.length) as [number, string, number | null][]) {
+      for (const [seq, customer, availableAt] of this.nextHistory.iterate(cursor, limit - records - quarantined.length) as Iterable<[number, string, number | null]>) {
         if (seq > applied || (availableAt !== null && availableAt >= before)) break;
         // A row with no availability (from before silver kept it) is never pruned, and replaces nothing.
         if (availableAt !== null) replacing.push([customer, seq]);
