@@ -25,13 +25,15 @@ const FNV_PRIME = 0x01000193;
 /**
  * A set of customer ids, each with its index (the order they were added in), looked up by a range
  * of a larger string without making a string of the range: an open-addressing hash table of FNV-1a
- * hashes over UTF-16 code units, the keys' code units kept in one array.
+ * hashes over UTF-16 code units. A slot holds the hash, the index and where the key's code units
+ * are, so a lookup reads one slot and the key it compares, both usually missing the cache.
  */
 export class CustomerIds {
   private readonly ids: string[] = [];
-  private slots: Int32Array = new Int32Array(1024).fill(-1);
+  /** Four int32 per slot: hash, index (-1 empty), start of the key in `chars`, its length. */
+  private slots: Int32Array = new Int32Array(4 * 1024).fill(-1);
+  private mask = 1023;
   private chars: Uint16Array = new Uint16Array(4096);
-  private starts: Int32Array = new Int32Array(1025);
   private used = 0;
 
   get size(): number {
@@ -45,22 +47,21 @@ export class CustomerIds {
 
   /** The index of `id`, added when it is new. */
   add(id: string): number {
-    const found = this.indexIn(id, 0, id.length);
+    const hash = hashRange(id, 0, id.length);
+    const found = this.find(id, 0, id.length, hash);
     if (found >= 0) return found;
     const k = this.ids.length;
     this.ids.push(id);
-    if (this.starts.length < k + 2) this.starts = growInt32(this.starts, k + 2);
     while (this.chars.length < this.used + id.length) {
       const more = new Uint16Array(this.chars.length * 2);
       more.set(this.chars);
       this.chars = more;
     }
     for (let i = 0; i < id.length; i++) this.chars[this.used + i] = id.charCodeAt(i);
-    this.starts[k] = this.used;
+    this.place(hash, k, this.used, id.length);
     this.used += id.length;
-    this.starts[k + 1] = this.used;
-    if ((k + 1) * 2 > this.slots.length) this.rehash(this.slots.length * 2);
-    else this.place(k, hashRange(id, 0, id.length));
+    // At most half full, so that a miss ends at an empty slot soon.
+    if ((k + 1) * 2 > this.mask + 1) this.rehash();
     return k;
   }
 
@@ -76,29 +77,38 @@ export class CustomerIds {
 
   /** The lookup once the range's hash is known. */
   find(s: string, from: number, to: number, hash: number): number {
-    const mask = this.slots.length - 1;
+    const slots = this.slots;
+    const chars = this.chars;
+    const mask = this.mask;
     const len = to - from;
+    const h = hash | 0;
     for (let j = hash & mask; ; j = (j + 1) & mask) {
-      const k = this.slots[j]!;
+      const at = j << 2;
+      const k = slots[at + 1]!;
       if (k < 0) return -1;
-      const a = this.starts[k]!;
-      if (this.starts[k + 1]! - a !== len) continue;
+      if (slots[at] !== h || slots[at + 3] !== len) continue;
+      const a = slots[at + 2]!;
       let i = 0;
-      while (i < len && this.chars[a + i] === s.charCodeAt(from + i)) i++;
+      while (i < len && chars[a + i] === s.charCodeAt(from + i)) i++;
       if (i === len) return k;
     }
   }
 
-  private place(k: number, hash: number): void {
-    const mask = this.slots.length - 1;
-    let j = hash & mask;
-    while (this.slots[j]! >= 0) j = (j + 1) & mask;
-    this.slots[j] = k;
+  private place(hash: number, k: number, start: number, len: number): void {
+    let j = hash & this.mask;
+    while (this.slots[(j << 2) + 1]! >= 0) j = (j + 1) & this.mask;
+    const at = j << 2;
+    this.slots[at] = hash | 0;
+    this.slots[at + 1] = k;
+    this.slots[at + 2] = start;
+    this.slots[at + 3] = len;
   }
 
-  private rehash(size: number): void {
-    this.slots = new Int32Array(size).fill(-1);
-    for (let k = 0; k < this.ids.length; k++) this.place(k, hashRange(this.ids[k]!, 0, this.ids[k]!.length));
+  private rehash(): void {
+    const old = this.slots;
+    this.mask = this.mask * 2 + 1;
+    this.slots = new Int32Array(4 * (this.mask + 1)).fill(-1);
+    for (let at = 0; at < old.length; at += 4) if (old[at + 1]! >= 0) this.place(old[at]! >>> 0, old[at + 1]!, old[at + 2]!, old[at + 3]!);
   }
 }
 
@@ -106,12 +116,6 @@ function hashRange(s: string, from: number, to: number): number {
   let h = FNV_OFFSET;
   for (let i = from; i < to; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
   return h >>> 0;
-}
-
-function growInt32(a: Int32Array, atLeast: number): Int32Array {
-  const b = new Int32Array(Math.max(atLeast, a.length * 2));
-  b.set(a);
-  return b;
 }
 
 /** One chunk of rows: the customer index of each (-1 when not in the set) and each column's values. */
@@ -124,6 +128,8 @@ export interface IntegerColumnsQuery {
   /** Further conditions, each starting with ` AND `, and their parameters. */
   readonly where?: string;
   readonly params?: readonly unknown[];
+  /** Rows per chunk (default {@link CHUNK_ROWS}). */
+  readonly chunkRows?: number;
 }
 
 /**
@@ -138,13 +144,14 @@ export function readIntegerColumns(db: Database, q: IntegerColumnsQuery, custome
   const key = `"${pk[0]!.replace(/"/g, '""')}"`;
   const bound = (lo: boolean, hi: boolean) => `${lo ? ` AND ${key} > ?` : ""}${hi ? ` AND ${key} <= ?` : ""}`;
   // The key CHUNK_ROWS rows on: a walk down the key's b-tree, a few ms per chunk.
-  const nextKey = (lo: boolean) => db.prepare(`SELECT ${key} FROM ${q.table} WHERE 1${bound(lo, false)} ORDER BY ${key} LIMIT 1 OFFSET ${CHUNK_ROWS - 1}`).pluck();
+  const chunkRows = q.chunkRows ?? CHUNK_ROWS;
+  const nextKey = (lo: boolean) => db.prepare(`SELECT ${key} FROM ${q.table} WHERE 1${bound(lo, false)} ORDER BY ${key} LIMIT 1 OFFSET ${chunkRows - 1}`).pluck();
   const chunk = (lo: boolean, hi: boolean) =>
     db.prepare(`SELECT count(*), group_concat(customer_id, char(${SEPARATOR})), ${q.columns.map((c) => `group_concat(${c})`).join(", ")} FROM ${q.table} WHERE 1${q.where ?? ""}${bound(lo, hi)}`).raw();
   const statements = { first: nextKey(false), next: nextKey(true), chunks: [chunk(false, false), chunk(false, true), chunk(true, false), chunk(true, true)] };
   const params = q.params ?? [];
-  let customer = new Int32Array(CHUNK_ROWS);
-  let values = q.columns.map(() => new Float64Array(CHUNK_ROWS));
+  let customer = new Int32Array(chunkRows);
+  let values = q.columns.map(() => new Float64Array(chunkRows));
   let after: unknown = undefined;
   for (let first = true; ; first = false) {
     const upTo = (first ? statements.first.get() : statements.next.get(after)) as unknown;
