@@ -374,6 +374,7 @@ function build(): Command {
         ["bronze messages", s.bronze.messages],
         ...(s.bronze.pruned > 0 ? [["  pruned by retention", s.bronze.pruned]] : []),
         ...Object.entries(s.silver).map(([e, n]) => [`silver ${e}`, n]),
+        ...(s.silverRetention.horizon !== null ? [["  pruned by retention", `${s.silverRetention.pruned} (event times before ${s.silverRetention.horizon})`]] : []),
         ...Object.entries(s.duplicates).map(([e, n]) => [`duplicates ${e}`, n]),
         ...Object.entries(s.quarantine).filter(([, n]) => n > 0).map(([r, n]) => [`quarantine ${r}`, n]),
         ["customers in gold", s.customers],

@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import { layerPath, openLayer } from "./sinks/database.js";
 import { BRONZE_MIGRATIONS, prunedCount } from "./sinks/bronze.js";
-import { SILVER_MIGRATIONS } from "./sinks/silver.js";
+import { SILVER_MIGRATIONS, silverHorizon } from "./sinks/silver.js";
 import { GOLD_MIGRATIONS } from "./sinks/gold.js";
 import { ENTITIES, REASONS } from "./types.js";
 import { StorageError } from "./errors.js";
@@ -21,6 +21,12 @@ import type { StreamProbe } from "./sources/stream-probe.js";
 export interface Status {
   /** `messages` bronze holds now; `pruned` those retention deleted (held + pruned = every message stored). */
   bronze: { messages: number; pruned: number; position: number };
+  /**
+   * Silver retention (`retention.silver`): the horizon (ISO-8601; event records before it have
+   * been deleted, their ids kept for dedupe) and the records deleted so far. Null horizon: nothing
+   * has been pruned.
+   */
+  silverRetention: { horizon: string | null; pruned: number };
   silver: Record<string, number>;
   duplicates: Record<string, number>;
   quarantine: Record<string, number>;
@@ -68,6 +74,7 @@ export function readStatus(dataDir: string): Status {
     };
     return {
       bronze: { messages: bronze.prepare("SELECT count(*) FROM messages").pluck().get() as number, pruned: prunedCount(bronze), position: totals.positions.bronze },
+      silverRetention: readSilverRetention(silver),
       silver: counts(ENTITIES, totals.silver),
       duplicates: counts(ENTITIES.slice(1), totals.duplicates),
       quarantine: counts(REASONS, totals.quarantine.map((q) => [q.reason, q.n])),
@@ -105,6 +112,14 @@ export function readStreamStatus(status: Status, probe: StreamProbe): StreamStat
     return { ...probe, origin: origin.origin, bronzeLastSeq: origin.lastSeq, lag: null, note: `the stream ends at sequence ${probe.lastSeq}, before bronze's ${origin.lastSeq}` };
   }
   return { ...probe, origin: origin.origin, bronzeLastSeq: origin.lastSeq, lag };
+}
+
+function readSilverRetention(silver: ReturnType<typeof openLayer>): Status["silverRetention"] {
+  const horizon = silverHorizon(silver);
+  // A silver file from before retention has no retention table.
+  const hasTable = (silver.prepare("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'retention'").pluck().get() as number) > 0;
+  const pruned = hasTable ? ((silver.prepare("SELECT records FROM retention").pluck().get() as number | undefined) ?? 0) : 0;
+  return { horizon: horizon === null ? null : new Date(horizon).toISOString(), pruned };
 }
 
 function readOrigins(bronze: ReturnType<typeof openLayer>): Status["origins"] {

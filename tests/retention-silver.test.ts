@@ -150,6 +150,7 @@ describe("silver retention", () => {
       expect(status.quarantine.missing_field).toBe(25);
       expect(silverCount(dir, "SELECT count(*) FROM quarantine")).toBe(5);
       expect(status.silver.transactions).toBe(500);
+      expect(status.silverRetention).toEqual({ horizon: iso(H!), pruned: 300 });
 
       // Gold keeps every day: the lifetime spend counts the deleted records.
       const spend = spendOf(txs);
