@@ -10,7 +10,7 @@ import { createTopology } from "../src/topology.js";
 import type { ConfigInput } from "../src/config.js";
 import { layerPath } from "../src/sinks/database.js";
 import { cpuSince, epochMs, peakRssMb, startRssSampler, type RssSample } from "./stats.js";
-import { workloadMessages } from "./workload.js";
+import { workloadMessages, type WorkloadOptions } from "./workload.js";
 import type { WorkerControl } from "./ipc.js";
 
 export interface LiveTopologyOptions {
@@ -124,6 +124,8 @@ export interface LivePublisherOptions {
   readonly rate: number;
   readonly seconds: number;
   readonly seed: number;
+  /** Generator options besides the seed and count (event times, customers); the generator's defaults otherwise. */
+  readonly workload?: Omit<WorkloadOptions, "seed" | "messages">;
 }
 
 export interface LivePublisherResult {
@@ -146,7 +148,7 @@ export interface LivePublisherResult {
 export async function runLivePublisher(o: LivePublisherOptions): Promise<LivePublisherResult> {
   const total = Math.round(o.rate * o.seconds);
   const nc = await connect({ servers: o.url, name: "bench-publisher" });
-  const messages = workloadMessages(o.prefix, { seed: o.seed, messages: total });
+  const messages = workloadMessages(o.prefix, { ...o.workload, seed: o.seed, messages: total });
   const sentAt = new Float64Array(total);
   const msPerMsg = 1000 / o.rate;
   let sent = 0;

@@ -6,6 +6,7 @@ import type { ScalingResult } from "./scaling.js";
 import type { SoakResult } from "./soak.js";
 import type { MicroResult } from "./micro.js";
 import type { ProfileSummary } from "./profile.js";
+import type { LookupResult } from "./lookup.js";
 
 export interface PhaseSummary {
   readonly eps: number;
@@ -60,6 +61,8 @@ export interface BenchResults {
   readonly counts: { valid: number; duplicates: number; quarantined: number };
   readonly latency: LatencyRow[];
   readonly scaling: ScalingResult | null;
+  /** Online lookups (`GET /features/<id>` and `features.get`), idle and under ingest (null when skipped). */
+  readonly lookup?: LookupResult | null;
   readonly soak: Omit<SoakResult, "rssSamples"> | null;
   readonly micro: MicroResult[] | null;
   /** The main thread (NATS client, operators) of a profiled tributary run. */
@@ -126,6 +129,16 @@ export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
       met: g === null ? null : g <= 1.25,
     });
   }
+  for (const via of ["http", "in-process"] as const) {
+    const p = r.lookup?.probes.find((x) => x.via === via && x.load === "ingest");
+    const big = (r.lookup?.customers ?? 0) >= 1_000_000;
+    t.push({
+      name: `lookup ${via === "http" ? "GET /features/<id>" : "features.get(id)"} now, 1M customers, ingesting at 50%`,
+      target: "p99 ≤ 2 ms at ≥ 5,000/s",
+      value: p ? `p99 ${f2(p.p99Ms)} ms at ${int(p.requestsPerSec)}/s (${int(r.lookup!.customers)} customers, ingest ${int(p.committedPerSec)} msg/s)` : "not measured",
+      met: p && big ? p.p99Ms <= 2 && p.requestsPerSec >= 5_000 : null,
+    });
+  }
   t.push({
     name: "soak RSS growth after warm-up",
     target: "≤ 10%",
@@ -133,6 +146,33 @@ export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
     met: r.soak ? r.soak.growthPct <= 10 && r.soak.peakGrowthPct <= 10 : null,
   });
   return t;
+}
+
+/** The lookup phase's table: one row per probe. */
+export function formatLookup(l: LookupResult): string {
+  return [
+    `online lookups, now (no as_of): ${int(l.goldCustomers)} customers in gold (${int(l.preloaded)} events drained in ${f1(l.drainSeconds)} s); under ingest at ${int(l.ingestRate)} msg/s; topology peak RSS ${f1(l.topologyPeakRssMb)} MB`,
+    table(
+      ["load", "via", "target/s", "achieved/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "not found", "queued > 1 ms", "ingest msg/s", "CPU: topology", "load generator"],
+      l.probes.map((p) => [
+        p.load,
+        p.via === "http" ? "GET /features/<id>" : "features.get(id)",
+        int(p.targetRate),
+        int(p.requestsPerSec),
+        f2(p.p50Ms),
+        f2(p.p90Ms),
+        f2(p.p99Ms),
+        f2(p.p999Ms),
+        f1(p.maxMs),
+        int(p.notFound),
+        p.via === "http" ? `${int(p.queued)} (max ${f1(p.maxQueueMs)} ms)` : "-",
+        int(p.committedPerSec),
+        pct(p.topologyCpuShare),
+        p.via === "http" ? pct(p.cpuShare) : "-",
+      ]),
+      [0, 1],
+    ),
+  ].join("\n");
 }
 
 /** The stdout report. */
@@ -260,6 +300,10 @@ export function formatReport(r: BenchResults): string {
         ]),
       ),
     );
+  }
+  if (r.lookup) {
+    out.push("");
+    out.push(formatLookup(r.lookup));
   }
   if (r.soak) {
     const s = r.soak;

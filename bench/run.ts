@@ -32,10 +32,11 @@ import { soak, type SoakResult } from "./soak.js";
 import type { MicroResult } from "./micro.js";
 import { summarizeProfile, type ProfileSummary } from "./profile.js";
 import { describeMachine, machineInfo } from "./machine.js";
-import { evaluateTargets, formatReport, type BenchResults, type LatencyRow, type PhaseSummary } from "./report.js";
+import { evaluateTargets, formatLookup, formatReport, type BenchResults, type LatencyRow, type PhaseSummary } from "./report.js";
 import { chartFromResults } from "./svg.js";
 import { median, natsServerCpuReader } from "./stats.js";
 import { formatTrainingSetReport, trainingSetBench } from "./training-set.js";
+import { lookupPhase, type LookupResult } from "./lookup.js";
 
 const DEFAULT_RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
 
@@ -48,6 +49,14 @@ interface Options {
   skipLatency: boolean;
   skipScaling: boolean;
   skipMicro: boolean;
+  skipLookup: boolean;
+  lookupOnly: boolean;
+  lookupCustomers?: number;
+  lookupEvents?: number;
+  lookupRate?: number;
+  lookupSeconds?: number;
+  lookupConnections: number;
+  lookupIngestRate?: number;
   soak: number;
   soakLoad: number;
   latencySeconds?: number;
@@ -111,6 +120,14 @@ function parseOptions(argv: string[]): Options {
     .option("--skip-latency", "skip the live latency runs", false)
     .option("--skip-scaling", "skip the scaling runs", false)
     .option("--skip-micro", "skip the micro-benchmarks", false)
+    .option("--skip-lookup", "skip the online lookup phase", false)
+    .option("--lookup-only", "run only the online lookup phase (its ingest rate is half the drain rate it measures, or --lookup-ingest-rate)", false)
+    .option("--lookup-customers <n>", "customers in the lookup phase's gold (default 1M; 20k with --quick)", positiveInt)
+    .option("--lookup-events <n>", "events preloaded for the lookup phase (default 1.5 × customers)", positiveInt)
+    .option("--lookup-rate <n>", "lookups per second each lookup probe sends (default 5000; 1000 with --quick)", positiveInt)
+    .option("--lookup-seconds <s>", "seconds per lookup probe (default 10; 2 with --quick)", positiveInt)
+    .option("--lookup-connections <n>", "keep-alive connections of the lookup load generator", positiveInt, 16)
+    .option("--lookup-ingest-rate <n>", "messages/s published during the lookup probes under ingest (default: half of tributary's measured throughput)", positiveInt)
     .option("--soak <seconds>", "soak for this long (0 = no soak)", nonNegative, 0)
     .option("--soak-load <fraction>", "soak rate as a fraction of tributary's measured throughput", (v) => loadList(v)[0]!, 0.5)
     .option("--latency-seconds <s>", "measured seconds per latency run (default 30; 5 with --quick)", nonNegative)
@@ -160,6 +177,7 @@ function summarize(rounds: PhaseResult[]): PhaseSummary & { pick: PhaseResult } 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv);
   if (o.trainingSet) return trainingSetMain(o);
+  if (o.lookupOnly) return lookupMain(o);
   const startedAt = new Date();
   const t0 = performance.now();
   const runId = Date.now().toString(36);
@@ -385,6 +403,12 @@ async function main(): Promise<void> {
       }
     }
 
+    // Online lookups at 1M customers, idle and while ingesting at half the throughput measured above.
+    let lookup: LookupResult | null = null;
+    if (!o.skipLookup) {
+      lookup = await section("lookup", () => lookupPhase(lookupOptions(o, url, runId, overrides, tribFlags, o.lookupIngestRate ?? 0.5 * trib.eps)));
+    }
+
     // 3. Scaling and soak.
     let scale: ScalingResult | null = null;
     if (!o.quick && !o.skipScaling) {
@@ -448,6 +472,7 @@ async function main(): Promise<void> {
       counts: { valid: tp.valid as number, duplicates: tp.duplicates as number, quarantined: tp.quarantined as number },
       latency,
       scaling: scale,
+      lookup,
       soak: soakResult ? (({ rssSamples: _x, ...rest }) => rest)(soakResult) : null,
       micro,
       profile,
@@ -516,6 +541,44 @@ async function trainingSetMain(o: Options): Promise<void> {
     log(`wrote ${o.json}`);
   }
   if (result.check.mismatchedRows > 0) throw new Error(`training set: ${result.check.mismatchedRows} label rows differ between tributary and DuckDB (listed above)`);
+}
+
+function lookupOptions(o: Options, url: string, runId: string, config: Omit<ConfigInput, "nats" | "dataDir">, execArgv: string[], ingestRate?: number): Parameters<typeof lookupPhase>[0] {
+  const customers = o.lookupCustomers ?? (o.quick ? 20_000 : 1_000_000);
+  return {
+    url,
+    runId,
+    customers,
+    events: o.lookupEvents ?? Math.round(customers * 1.5),
+    lookupRate: o.lookupRate ?? (o.quick ? 1_000 : 5_000),
+    seconds: o.lookupSeconds ?? (o.quick ? 2 : 10),
+    connections: o.lookupConnections,
+    ingestRate,
+    ingestShare: 0.5,
+    seed: o.seed,
+    config,
+    execArgv,
+    log,
+  };
+}
+
+/** `--lookup-only`: that phase alone, on a server of its own; its report on stdout and in `--json`. */
+async function lookupMain(o: Options): Promise<void> {
+  const tribFlags = o.tributaryNodeFlags !== undefined ? o.tributaryNodeFlags.split(/\s+/).filter(Boolean) : [...RECOMMENDED_NODE_FLAGS];
+  const server = o.nats ? null : await startNatsServer();
+  try {
+    const url = o.nats ?? server!.url;
+    log(`machine: ${describeMachine(machineInfo())}`);
+    const result = await lookupPhase(lookupOptions(o, url, Date.now().toString(36), loadOverrides(o.config), tribFlags, o.lookupIngestRate));
+    process.stdout.write(formatLookup(result) + "\n");
+    if (o.json) {
+      mkdirSync(dirname(resolve(o.json)), { recursive: true });
+      writeFileSync(o.json, JSON.stringify({ lookup: result, machine: machineInfo(), options: o }, null, 2) + "\n");
+      log(`wrote ${o.json}`);
+    }
+  } finally {
+    await server?.stop();
+  }
 }
 
 /** Tributary configuration from `--config FILE`, minus the keys the bench owns. */

@@ -51,6 +51,15 @@ describe("npm run bench (smoke)", () => {
     expect(out.counts.quarantined).toBeGreaterThan(0);
     for (const layer of ["bronze", "silver", "gold"]) expect(positiveFinite(out.bytes_per_event[layer]), layer).toBe(true);
 
+    // The lookup phase: GET /features/<id> and features.get(id), idle and under ingest, each with its percentiles and rate.
+    expect(out.lookup.probes.map((p: { load: string; via: string }) => `${p.load} ${p.via}`)).toEqual(["idle http", "idle in-process", "ingest http", "ingest in-process"]);
+    for (const p of out.lookup.probes) {
+      for (const key of ["p50Ms", "p99Ms", "requestsPerSec"]) expect(positiveFinite(p[key]), `${p.load} ${p.via} ${key} = ${p[key]}`).toBe(true);
+      expect(p.p99Ms).toBeGreaterThanOrEqual(p.p50Ms);
+    }
+    expect(out.lookup.probes.find((p: { load: string }) => p.load === "ingest").committedPerSec).toBeGreaterThan(0);
+    expect(r.stdout).toMatch(/online lookups, now/);
+
     expect(readFileSync(svg, "utf8")).toMatch(/^<svg[\s\S]*<\/svg>\s*$/);
     expect(r.stdout).toMatch(/tributary\/ceiling \d/);
   });
