@@ -4,6 +4,7 @@
  * window, restricted to what gold has applied. Only records whose event time is before T count.
  */
 import { existsSync } from "node:fs";
+import type { Statement } from "better-sqlite3";
 import { DAY_MS, formatTimestamp } from "./timestamps.js";
 import { emptyTotals, mergeTotals, type Totals } from "./operators/aggregate.js";
 import { layerPath, openLayer, type Database } from "./sinks/database.js";
@@ -63,11 +64,42 @@ export interface Bucket {
   hi: number | null;
 }
 
+/** `customer_daily` columns of one bucket as {@link FeatureReader.lookup} reads them: day, the totals in {@link Totals} order, max_at. */
+type DayRow = [day: number, tx_count: number, tx_spend_micros: number, tx_first_at: number | null, tx_last_at: number | null, session_count: number, session_ms: number, interaction_count: number, event_count: number, max_at: number | null];
+const DAY_MAX_AT = 9;
+/** `feature_daily` columns of one bucket: feature, day, n, total, lo, hi, min_at, max_at. */
+type FeatureBucketRow = [feature: string, day: number, n: number, total: number, lo: number | null, hi: number | null, min_at: number | null, max_at: number | null];
+
+/** What gold holds of one customer, read in one transaction. */
+interface GoldCustomer {
+  readonly position: number;
+  readonly days: readonly DayRow[];
+  readonly profile: [segment: string, registration: number | null] | undefined;
+  readonly features: readonly FeatureBucketRow[];
+}
+
+function bucketTotals(b: DayRow): Totals {
+  return { tx_count: b[1], tx_spend_micros: b[2], tx_first_at: b[3], tx_last_at: b[4], session_count: b[5], session_ms: b[6], interaction_count: b[7], event_count: b[8] };
+}
+
+/** `a` merged with `b` (a new bucket when `a` is undefined): counts and sums add, min and max keep the extremes. */
+function mergeBucket(a: Bucket | undefined, b: Bucket): Bucket {
+  if (!a) return { ...b };
+  a.n += b.n;
+  a.total += b.total;
+  a.lo = a.lo === null ? b.lo : b.lo === null ? a.lo : Math.min(a.lo, b.lo);
+  a.hi = a.hi === null ? b.hi : b.hi === null ? a.hi : Math.max(a.hi, b.hi);
+  return a;
+}
+
 /** Reads features from a data directory. Opens the files read-only; safe beside a running daemon. */
 export class FeatureReader {
   private readonly gold: Database;
   private readonly silver: Database;
   private readonly custom: readonly CustomFeature[];
+  /** Statements prepared on first use: a lookup runs the same few again and again. */
+  private readonly statements = new Map<string, Statement>();
+  private oneCustomer: ((customerId: string) => GoldCustomer) | null = null;
 
   /**
    * @param options.features custom features to compute besides the built-in ones; gold must hold
@@ -158,7 +190,7 @@ export class FeatureReader {
     const headEnd = firstFullWindowDay * DAY_MS;
     if (windowStart < headEnd) this.addPartial(windowStart, Math.min(headEnd, T), position, customerId, (id, t) => mergeTotals(get(id).recent, t));
     // Refuses T when silver retention deleted records its partial days need (checked after reading, as the horizon may move).
-    checkSilverHorizon(this.silver, T, [30 * DAY_MS, ...this.custom.flatMap((c) => (c.windowDays === undefined ? [] : [c.windowDays * DAY_MS]))]);
+    checkSilverHorizon(this.silver, T, this.windowsMs());
 
     const segments = new Map<string, { segment: string; registration: number | null }>();
     for (const p of profiles) segments.set(p.customer_id, { segment: p.customer_segment, registration: p.registration_at });
@@ -178,6 +210,132 @@ export class FeatureReader {
       rows.push(row);
     }
     return rows;
+  }
+
+  /**
+   * Features of one customer as of `asOf` (epoch ms), or null when not listed: the row
+   * {@link compute} gives for that customer, read with a few prepared statements. The partial days
+   * at the window's edges come from gold too when their buckets lie wholly on one side of the edge
+   * (each bucket keeps the latest, and for custom features the earliest, event time of its
+   * records), and from silver's records only when an edge cuts a bucket: a lookup of now costs the
+   * same however many records today holds.
+   *
+   * @example
+   * new FeatureReader("./data").lookup(Date.now(), "c42")
+   */
+  lookup(asOf: number, customerId: string): FeatureRow | null {
+    const T = asOf;
+    const dayT = Math.floor(T / DAY_MS);
+    const tailStart = dayT * DAY_MS;
+    const windowStart = T - 30 * DAY_MS;
+    const firstFullWindowDay = Math.ceil(windowStart / DAY_MS);
+    const headDay = windowStart < firstFullWindowDay * DAY_MS ? firstFullWindowDay - 1 : null;
+    this.oneCustomer ??= this.gold.transaction((id: string) => this.readCustomer(id));
+    const g = this.oneCustomer(customerId);
+    const w: Window = { all: emptyTotals(), recent: emptyTotals() };
+    let tailFromSilver = false;
+    let headFromSilver = false;
+    for (const b of g.days) {
+      const day = b[0];
+      if (day > dayT || (day === dayT && T === tailStart)) break;
+      const t = bucketTotals(b);
+      if (day === dayT) {
+        // Today up to T: the bucket when all its records are before T, silver's records otherwise.
+        if (b[DAY_MAX_AT] !== null && b[DAY_MAX_AT] < T) (mergeTotals(w.all, t), mergeTotals(w.recent, t));
+        else tailFromSilver = true;
+        continue;
+      }
+      w.seen = true;
+      mergeTotals(w.all, t);
+      if (day >= firstFullWindowDay) mergeTotals(w.recent, t);
+      else if (day === headDay && t.tx_count > 0) {
+        // The window's first day: only its transactions count in the window, and only from windowStart on.
+        if (t.tx_first_at! >= windowStart) mergeTotals(w.recent, t);
+        else if (t.tx_last_at! >= windowStart) headFromSilver = true;
+      }
+    }
+    if (tailFromSilver) this.addPartial(tailStart, T, g.position, customerId, (_, t) => (mergeTotals(w.all, t), mergeTotals(w.recent, t)));
+    if (headFromSilver) this.addPartial(windowStart, firstFullWindowDay * DAY_MS, g.position, customerId, (_, t) => mergeTotals(w.recent, t));
+    const custom = this.custom.map((c) => this.customBucket(c, T, g, customerId));
+    checkSilverHorizon(this.silver, T, this.windowsMs());
+    const p = g.profile === undefined ? undefined : { segment: g.profile[0], registration: g.profile[1] };
+    const listed = w.seen || hasAny(w.all) || custom.some((b) => b !== undefined && b.n > 0) || (p !== undefined && (p.registration === null || p.registration < T));
+    if (!listed) return null;
+    const row = toRow(customerId, w, p, T);
+    this.custom.forEach((c, i) => (row[c.name] = customValue(c, custom[i])));
+    return row;
+  }
+
+  /** Gold's `PRAGMA data_version`: it changes whenever another connection commits to gold. */
+  goldVersion(): number {
+    return this.prepared(this.gold, "PRAGMA data_version").pluck().get() as number;
+  }
+
+  /** The windows whose edges need silver's records, for {@link checkSilverHorizon}. */
+  private windowsMs(): number[] {
+    return [30 * DAY_MS, ...this.custom.flatMap((c) => (c.windowDays === undefined ? [] : [c.windowDays * DAY_MS]))];
+  }
+
+  private prepared(db: Database, sql: string): Statement {
+    const key = (db === this.gold ? "gold " : "silver ") + sql;
+    let stmt = this.statements.get(key);
+    if (!stmt) this.statements.set(key, (stmt = db.prepare(sql)));
+    return stmt;
+  }
+
+  /** One customer's buckets, profile and custom buckets, in one read transaction of gold. */
+  private readCustomer(customerId: string): GoldCustomer {
+    const position = (this.prepared(this.gold, "SELECT position FROM checkpoint WHERE layer = 'gold'").pluck().get() as number | undefined) ?? 0;
+    const days = this.prepared(
+      this.gold,
+      `SELECT day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count, max_at
+       FROM customer_daily WHERE customer_id = ? ORDER BY day`,
+    )
+      .raw()
+      .all(customerId) as DayRow[];
+    const profile = this.prepared(this.gold, "SELECT customer_segment, registration_at FROM customer_profile WHERE customer_id = ?").raw().get(customerId) as
+      | [string, number | null]
+      | undefined;
+    const features =
+      this.custom.length === 0
+        ? []
+        : (this.prepared(this.gold, "SELECT feature, day, n, total, lo, hi, min_at, max_at FROM feature_daily WHERE customer_id = ? ORDER BY day").raw().all(customerId) as FeatureBucketRow[]);
+    return { position, days, profile, features };
+  }
+
+  /**
+   * A custom feature's bucket for one customer as of T: whole days from gold, and the edges (today
+   * up to T, the window's first day from its start) from gold when no edge cuts their bucket.
+   */
+  private customBucket(c: CustomFeature, T: number, g: GoldCustomer, customerId: string): Bucket | undefined {
+    const dayT = Math.floor(T / DAY_MS);
+    const start = c.windowDays === undefined ? null : T - c.windowDays * DAY_MS;
+    const firstDay = start === null ? Number.MIN_SAFE_INTEGER : Math.ceil(start / DAY_MS);
+    const headEnd = start === null ? null : Math.min(firstDay * DAY_MS, dayT * DAY_MS);
+    const headDay = start !== null && start < headEnd! ? Math.floor(start / DAY_MS) : null;
+    let b: Bucket | undefined;
+    const add = (x: Bucket) => (b = mergeBucket(b, x));
+    const spans: [number, number][] = [];
+    for (const r of g.features) {
+      if (r[0] !== c.name) continue;
+      const day = r[1];
+      const x = { n: r[2], total: r[3], lo: r[4], hi: r[5] };
+      const [minAt, maxAt] = [r[6], r[7]];
+      if (day >= firstDay && day < dayT) add(x);
+      else if (day === dayT && T > dayT * DAY_MS) {
+        if (maxAt !== null && maxAt < T) add(x);
+        else spans.push([dayT * DAY_MS, T]);
+      } else if (day === headDay) {
+        if (minAt !== null && minAt >= start!) add(x);
+        else if (maxAt === null || maxAt >= start!) spans.push([start!, headEnd!]);
+      }
+    }
+    if (spans.length > 0) {
+      const into = new Map<string, Bucket>(b ? [[customerId, b]] : []);
+      this.customPartialSpans(c, spans, g.position, customerId, into);
+      b = into.get(customerId);
+    }
+    return b;
   }
 
   /** Whole UTC days of a custom feature's window before T's day, from gold's buckets. */
@@ -205,21 +363,20 @@ export class FeatureReader {
       const headEnd = Math.min(Math.ceil(start / DAY_MS) * DAY_MS, dayT * DAY_MS);
       if (start < headEnd) spans.push([start, headEnd]);
     }
+    this.customPartialSpans(c, spans, position, customerId, into);
+  }
+
+  /** A custom feature's records in `spans` ([from, to) each) from silver, up to gold's position, merged into `into`. */
+  private customPartialSpans(c: CustomFeature, spans: readonly [number, number][], position: number, customerId: string | undefined, into: Map<string, Bucket>): void {
     const q = featureSql(c);
-    const stmt = this.silver.prepare(
+    const stmt = this.prepared(
+      this.silver,
       `SELECT customer_id, count(*) AS n, ${q.total} AS total, min(${q.value}) AS lo, max(${q.value}) AS hi FROM ${q.table}
        WHERE ${q.time} >= ? AND ${q.time} < ? AND bronze_seq <= ?${q.where} ${customerId !== undefined ? "AND customer_id = ?" : ""} GROUP BY customer_id`,
     );
     for (const [from, to] of spans) {
       for (const r of stmt.all(from, to, position, ...q.params, ...(customerId !== undefined ? [customerId] : [])) as (Bucket & { customer_id: string })[]) {
-        const b = into.get(r.customer_id);
-        if (!b) into.set(r.customer_id, { n: r.n, total: r.total, lo: r.lo, hi: r.hi });
-        else {
-          b.n += r.n;
-          b.total += r.total;
-          b.lo = b.lo === null ? r.lo : r.lo === null ? b.lo : Math.min(b.lo, r.lo);
-          b.hi = b.hi === null ? r.hi : r.hi === null ? b.hi : Math.max(b.hi, r.hi);
-        }
+        into.set(r.customer_id, mergeBucket(into.get(r.customer_id), { n: r.n, total: r.total, lo: r.lo, hi: r.hi }));
       }
     }
   }
@@ -229,7 +386,7 @@ export class FeatureReader {
     const filter = `BETWEEN ? AND ? AND bronze_seq <= ? ${one ? "AND customer_id = ?" : ""}`;
     const params: unknown[] = [from, to - 1, position];
     if (one) params.push(customerId);
-    const q = (sql: string) => this.silver.prepare(sql).all(...params) as (Partial<Totals> & { customer_id: string })[];
+    const q = (sql: string) => this.prepared(this.silver, sql).all(...params) as (Partial<Totals> & { customer_id: string })[];
     const rows = [
       // total(), not sum(): sum() of integers raises "integer overflow" past int64, and one
       // customer with a thousand maximal (each valid) amounts would make every read fail. total()

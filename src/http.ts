@@ -9,10 +9,13 @@
 import { createHash, randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { isIP, type AddressInfo } from "node:net";
+import { Worker } from "node:worker_threads";
 import type { FeatureRow } from "./features.js";
 import { parseAsOf } from "./timestamps.js";
 import type { Logger } from "./log.js";
 import { ConfigError, HttpListenError, SilverHorizonError } from "./errors.js";
+import type { FeatureSource } from "./serving/features.js";
+import { threadModule } from "./runtime/committer.js";
 
 export interface HttpListen {
   readonly host: string;
@@ -23,12 +26,20 @@ export interface HttpListen {
 export interface HttpBackend {
   metrics(): Promise<{ contentType: string; body: string }>;
   /** Liveness: false once the pipeline has failed. */
-  health(): { ok: boolean; reason?: string };
+  health(): Health | Promise<Health>;
   /** Readiness: connected to the broker, storage writable, pipeline running. */
-  ready(): { ok: boolean; reason?: string };
+  ready(): Health | Promise<Health>;
   /** Features of one customer as of `asOf` (epoch ms; undefined = now), or null when not listed. */
   features(customerId: string, asOf: number | undefined): FeatureRow | null;
 }
+
+interface Health {
+  ok: boolean;
+  reason?: string;
+}
+
+/** What the server logs with: a pino logger, or one that forwards to it from another thread. */
+export type HttpLog = Pick<Logger, "info" | "warn" | "error">;
 
 /**
  * Limits on every request and connection. The API is GET-only and its requests are a line and a
@@ -132,7 +143,7 @@ function hasBody(req: IncomingMessage): boolean {
 export async function startHttpServer(
   listen: HttpListen,
   backend: HttpBackend,
-  log: Logger,
+  log: HttpLog,
   options: HttpServerOptions = {},
 ): Promise<{ server: Server; address: HttpListen }> {
   const limits = { ...HTTP_LIMITS, ...options.limits };
@@ -164,13 +175,13 @@ export async function startHttpServer(
       return send(res, 200, m.body, m.contentType);
     }
     if (pathname === "/healthz") {
-      const h = backend.health();
+      const h = await backend.health();
       // /healthz answers without the token, so the reason (an internal message) only with it.
       const failed = auth === "ok" ? { status: "failed", reason: h.reason } : { status: "failed" };
       return send(res, h.ok ? 200 : 503, h.ok ? { status: "ok" } : failed);
     }
     if (pathname === "/readyz") {
-      const r = backend.ready();
+      const r = await backend.ready();
       return send(res, r.ok ? 200 : 503, r.ok ? { status: "ready" } : { status: "not ready", reason: r.reason });
     }
     const feature = /^\/features\/([^/]+)$/.exec(pathname);
@@ -241,6 +252,75 @@ export async function startHttpServer(
     );
   }
   return { server, address };
+}
+
+/** A running HTTP server, wherever it runs. */
+export interface HttpHandle {
+  readonly address: HttpListen;
+  /** Closes every connection and stops listening. */
+  close(): Promise<void>;
+}
+
+/** Messages between the HTTP thread (`serving/http-thread.ts`) and the thread that started it. */
+export type HttpThreadMessage =
+  | { readonly type: "listening"; readonly address: HttpListen }
+  | { readonly type: "failed"; readonly name: string; readonly message: string }
+  | { readonly type: "ask"; readonly id: number; readonly what: "metrics" | "health" | "ready" }
+  | { readonly type: "log"; readonly level: "info" | "warn" | "error"; readonly fields: object; readonly message: string }
+  | { readonly type: "closed" };
+
+/** What the HTTP thread starts with. */
+export interface HttpThreadData {
+  readonly listen: HttpListen;
+  readonly options: HttpServerOptions;
+  readonly lookups: FeatureSource;
+}
+
+/**
+ * Starts the HTTP server on a thread of its own, which answers `/features/<id>` from its own
+ * feature reader over `lookups`: a lookup never waits behind the batch the calling thread (NATS
+ * client and operators) is processing. `/metrics`, `/healthz` and `/readyz` are still answered by
+ * `backend` on this thread, asked over the thread's port.
+ *
+ * @throws HttpListenError when it cannot listen there (the port is in use, say).
+ */
+export async function startHttpThread(listen: HttpListen, backend: HttpBackend, log: HttpLog, options: HttpServerOptions & { lookups: FeatureSource }): Promise<HttpHandle> {
+  const { lookups, ...serverOptions } = options;
+  const worker = new Worker(threadModule("serving/http-thread"), {
+    workerData: { listen, options: serverOptions, lookups } satisfies HttpThreadData,
+    // Its heap holds requests in flight and the reader's cache of as-of lookups.
+    resourceLimits: { maxOldGenerationSizeMb: 64 },
+  });
+  const closed = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  const answer = async (id: number, what: "metrics" | "health" | "ready") => {
+    let value: unknown;
+    try {
+      value = what === "metrics" ? await backend.metrics() : what === "health" ? await backend.health() : await backend.ready();
+    } catch (err) {
+      value = { error: (err as Error).message };
+    }
+    worker.postMessage({ type: "answer", id, value });
+  };
+  const address = await new Promise<HttpListen>((resolve, reject) => {
+    worker.on("message", (m: HttpThreadMessage) => {
+      if (m.type === "listening") resolve(m.address);
+      else if (m.type === "failed") reject(m.name === "HttpListenError" ? new HttpListenError(m.message) : new Error(m.message));
+      else if (m.type === "ask") void answer(m.id, m.what);
+      else if (m.type === "log") log[m.level](m.fields, m.message);
+    });
+    worker.once("error", reject);
+    worker.once("exit", (code: number) => reject(new Error(`the HTTP thread exited (code ${code}) before listening`)));
+  });
+  worker.on("error", (err: Error) => log.error({ event: "http_thread_failed", reason: err.message }, "the HTTP thread failed"));
+  return {
+    address,
+    async close() {
+      worker.postMessage({ type: "close" });
+      const stuck = setTimeout(() => void worker.terminate(), 5_000);
+      await closed;
+      clearTimeout(stuck);
+    },
+  };
 }
 
 function listenError(listen: HttpListen, err: NodeJS.ErrnoException): HttpListenError {

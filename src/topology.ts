@@ -17,8 +17,7 @@
 import { Subject, takeUntil, type Observable } from "rxjs";
 import type { Config } from "./config.js";
 import { topologyMetrics, type PipelineMetrics } from "./observability/metrics.js";
-import { startHttpServer, type HttpListen } from "./http.js";
-import type { Server } from "node:http";
+import { startHttpServer, startHttpThread, type HttpHandle, type HttpListen } from "./http.js";
 import type { JetStreamSource } from "./sources/jetstream.js";
 import { openSource } from "./sources/factory.js";
 import type { Logger } from "./log.js";
@@ -80,7 +79,7 @@ export class Topology {
   private loop: CommitLoop | null = null;
   private jetstream: JetStreamSource | null = null;
   private committer: Committer | null = null;
-  private http: Server | null = null;
+  private http: HttpHandle | null = null;
   private resolveDone!: (s: PipelineStats) => void;
   private rejectDone!: (e: unknown) => void;
   private started = false;
@@ -223,7 +222,14 @@ export class Topology {
 
   private async startHttp(listen: HttpListen): Promise<void> {
     const backend = topologyEndpoints({ metrics: this.metrics, features: this.features, failure: () => this.failure, readiness: () => this.readiness() });
-    ({ server: this.http, address: this.httpAddress } = await startHttpServer(listen, backend, this.log, { token: this.config.http.token }));
+    const token = this.config.http.token;
+    // With worker threads, lookups get a thread of their own; `inline` keeps everything on this one.
+    if (this.config.storage.commitThread === "worker") this.http = await startHttpThread(listen, backend, this.log, { token, lookups: this.serving.source });
+    else {
+      const { server, address } = await startHttpServer(listen, backend, this.log, { token });
+      this.http = { address, close: () => (server.closeAllConnections(), new Promise<void>((resolve) => server.close(() => resolve()))) };
+    }
+    this.httpAddress = this.http.address;
   }
 
   private async close(): Promise<void> {
@@ -235,10 +241,9 @@ export class Topology {
     }
     this.serving.close();
     if (this.http) {
-      const server = this.http;
+      const http = this.http;
       this.http = null;
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await http.close();
     }
     try {
       await this.committer?.close();

@@ -80,7 +80,9 @@ describe("gold schema 3", () => {
     const db = openLayer(dir, "gold", GOLD_MIGRATIONS, storage);
     try {
       // 2,000 days of one valid maximal amount each: 2,000 × (2^53 − 1) micros is past int64.
-      const insert = db.prepare("INSERT INTO customer_daily VALUES ('whale', ?, 1, ?, 0, 0, 0, 0, 0, 0)");
+      const insert = db.prepare(
+        "INSERT INTO customer_daily (customer_id, day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count) VALUES ('whale', ?, 1, ?, 0, 0, 0, 0, 0, 0)",
+      );
       db.transaction(() => {
         for (let d = 0; d < 2_000; d++) insert.run(d, Number.MAX_SAFE_INTEGER);
       })();

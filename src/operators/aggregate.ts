@@ -24,6 +24,11 @@ export interface Totals {
 export interface DayDelta extends Totals {
   readonly customer_id: string;
   readonly day: number;
+  /**
+   * The latest event time among the bucket's records (sessions by their start). A reader at an
+   * instant T after it can take the whole bucket as "before T" without reading silver.
+   */
+  max_at: number | null;
 }
 
 /** Totals for one customer across days (see {@link rollUpCustomers}). */
@@ -52,6 +57,9 @@ export interface FeatureDayDelta {
   total: number;
   lo: number | null;
   hi: number | null;
+  /** The earliest and latest event times among the bucket's records: whether a window's edge cuts it. */
+  min_at: number | null;
+  max_at: number | null;
 }
 
 /** What one batch changes in gold, and the bronze position it brings gold to. */
@@ -124,10 +132,11 @@ export function aggregateBatch(commit: SilverCommit, custom: readonly CustomFeat
     const key = r.customer_id + "\u0000" + day;
     let d = days.get(key);
     if (d === undefined) {
-      d = { customer_id: r.customer_id, day, ...emptyTotals() };
+      d = { customer_id: r.customer_id, day, ...emptyTotals(), max_at: null };
       days.set(key, d);
     }
     addRecord(d, r);
+    d.max_at = maxOf(d.max_at, r.eventAt);
     for (let i = 0; i < custom.length; i++) {
       const c = custom[i]!;
       if (c.from === r.entity && matches(c, r)) addToFeature(features, c, r.customer_id, day, r);
@@ -147,10 +156,12 @@ function addToFeature(features: Map<string, FeatureDayDelta>, c: CustomFeature, 
   const key = c.name + "\u0000" + customer_id + "\u0000" + day;
   let b = features.get(key);
   if (b === undefined) {
-    b = { feature: c.name, customer_id, day, n: 0, total: 0, lo: null, hi: null };
+    b = { feature: c.name, customer_id, day, n: 0, total: 0, lo: null, hi: null, min_at: null, max_at: null };
     features.set(key, b);
   }
   b.n += 1;
+  b.min_at = minOf(b.min_at, r.eventAt);
+  b.max_at = maxOf(b.max_at, r.eventAt);
   const field = fieldOf(c);
   if (field === null) return;
   const v = fieldValue(field, r as unknown as Record<string, unknown>) as number;
@@ -166,7 +177,7 @@ function addToFeature(features: Map<string, FeatureDayDelta>, c: CustomFeature, 
  */
 export function rollUpCustomers(days: readonly DayDelta[]): CustomerDelta[] {
   const customers = new Map<string, CustomerDelta>();
-  for (const { customer_id, day: _day, ...t } of days) {
+  for (const { customer_id, day: _day, max_at: _at, ...t } of days) {
     const c = customers.get(customer_id);
     if (c === undefined) customers.set(customer_id, { customer_id, ...t });
     else mergeTotals(c, t);

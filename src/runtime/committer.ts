@@ -183,14 +183,17 @@ export function decodeBatch(wire: WireBatch): WireRecord[] {
 }
 
 /**
- * The worker's module, next to this one. Under a TypeScript loader (vitest runs `src/` directly)
- * the worker still needs JavaScript, so it is taken from the build in `dist/`.
+ * A worker thread's module, `path` relative to `src/` without its extension. Under a TypeScript
+ * loader (vitest runs `src/` directly) the worker still needs JavaScript, so it is taken from the
+ * build in `dist/`.
  */
-function workerUrl(name: "commit-worker" | "checkpoint-worker"): URL {
+export function threadModule(path: string): URL {
   const here = new URL(import.meta.url);
-  if (here.pathname.endsWith(".ts")) return new URL(`../../dist/src/runtime/${name}.js`, here);
-  return new URL(`./${name}.js`, here);
+  if (here.pathname.endsWith(".ts")) return new URL(`../../dist/src/${path}.js`, here);
+  return new URL(`../${path}.js`, here);
 }
+
+const workerUrl = (name: "commit-worker" | "checkpoint-worker") => threadModule(`runtime/${name}`);
 
 /** How often the checkpointer copies the WALs into the layer files. */
 const CHECKPOINT_INTERVAL_MS = 200;

@@ -17,25 +17,52 @@ export interface FeatureLookups {
   all(asOf?: number | Date): FeatureRow[];
 }
 
-/** Feature lookups against a data dir's gold layer, cached per customer and as-of time. */
+/** Where a {@link FeatureService} reads: what another thread needs to serve the same lookups. */
+export interface FeatureSource {
+  readonly dataDir: string;
+  readonly busyTimeout: number;
+  readonly features: readonly CustomFeature[];
+}
+
+/**
+ * Feature lookups against a data dir's gold layer, cached per customer and as-of time. Lookups of
+ * now are not cached (T moves); they read one customer's buckets (`FeatureReader.lookup`).
+ */
 export class FeatureService implements FeatureLookups {
   private reader: FeatureReader | null = null;
   /** Cached lookups: customer → (as-of ms → row or null). */
   private readonly cache = new LRUCache<string, Map<number, FeatureRow | null>>({ max: 10_000 });
+  private goldVersion: number | null = null;
 
+  /**
+   * @param invalidation `told`: the committer's thread calls {@link invalidate} with the customers
+   *   of each gold commit; `commits`: any commit to gold (seen in its `data_version`) clears the
+   *   cache, for a thread that is not told.
+   */
   constructor(
     private readonly dataDir: string,
     private readonly options: { busyTimeout: number; features: readonly CustomFeature[] },
+    private readonly invalidation: "told" | "commits" = "told",
   ) {}
+
+  /** What another thread needs to serve the same lookups. */
+  get source(): FeatureSource {
+    return { dataDir: this.dataDir, busyTimeout: this.options.busyTimeout, features: this.options.features };
+  }
 
   get(customerId: string, asOf?: number | Date): FeatureRow | null {
     if (typeof customerId !== "string") throw new TypeError(`features.get: customerId must be a string, got ${describeValue(customerId)}`);
-    if (asOf === undefined) return this.open().compute(Date.now(), customerId)[0] ?? null;
+    if (asOf === undefined) return this.open().lookup(Date.now(), customerId);
     const t = asOfMillis("features.get", asOf);
+    if (this.invalidation === "commits") {
+      const version = this.open().goldVersion();
+      if (version !== this.goldVersion) this.cache.clear();
+      this.goldVersion = version;
+    }
     let perCustomer = this.cache.get(customerId);
     const hit = perCustomer?.get(t);
     if (hit !== undefined) return hit;
-    const row = this.open().compute(t, customerId)[0] ?? null;
+    const row = this.open().lookup(t, customerId);
     if (!perCustomer) this.cache.set(customerId, (perCustomer = new Map()));
     perCustomer.set(t, row);
     return row;
@@ -55,6 +82,7 @@ export class FeatureService implements FeatureLookups {
   close(): void {
     this.reader?.close();
     this.reader = null;
+    this.goldVersion = null;
   }
 
   private open(): FeatureReader {

@@ -248,6 +248,14 @@ export const GOLD_MIGRATIONS: readonly string[] = [
   `
   ${featuresTodayViewSql()};
   `,
+  // v6: the latest event time of each bucket (and the earliest, for custom features, whose windows
+  // may cut a day): a reader at T takes a bucket that lies wholly before T from gold instead of
+  // reading today's records from silver. NULL (buckets written before) means unknown, and stays so.
+  `
+  ALTER TABLE customer_daily ADD COLUMN max_at INTEGER;
+  ALTER TABLE feature_daily ADD COLUMN min_at INTEGER;
+  ALTER TABLE feature_daily ADD COLUMN max_at INTEGER;
+  `,
 ];
 
 /** Days of silver history one backfill transaction covers: the unit of progress and of resumption. */
@@ -298,10 +306,11 @@ export class GoldStore {
   constructor(dataDir: string, storage: StorageOptions) {
     this.db = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
     const db = this.db;
-    // min()/max() over coalesce() keeps NULL only when both sides are NULL.
+    // min()/max() over coalesce() keeps NULL only when both sides are NULL; max_at's plain max()
+    // keeps a bucket's unknown (NULL, written before v6) latest time unknown.
     this.upsertDay = db.prepare(
-      `INSERT INTO customer_daily (customer_id, day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO customer_daily (customer_id, day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count, max_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (customer_id, day) DO UPDATE SET
          tx_count = tx_count + excluded.tx_count,
          tx_spend_micros = tx_spend_micros + excluded.tx_spend_micros,
@@ -310,7 +319,8 @@ export class GoldStore {
          session_count = session_count + excluded.session_count,
          session_ms = session_ms + excluded.session_ms,
          interaction_count = interaction_count + excluded.interaction_count,
-         event_count = event_count + excluded.event_count`,
+         event_count = event_count + excluded.event_count,
+         max_at = max(max_at, excluded.max_at)`,
     );
     this.upsertProfile = db.prepare(
       `INSERT INTO customer_profile (customer_id, customer_segment, registration_at, profile_seq) VALUES (?, ?, ?, ?)
@@ -322,12 +332,14 @@ export class GoldStore {
       `INSERT INTO checkpoint (layer, position) VALUES ('gold', ?) ON CONFLICT (layer) DO UPDATE SET position = excluded.position`,
     );
     this.upsertFeature = db.prepare(
-      `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi) VALUES (?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi, min_at, max_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (customer_id, day, feature) DO UPDATE SET
          n = n + excluded.n,
          total = total + excluded.total,
          lo = min(coalesce(lo, excluded.lo), coalesce(excluded.lo, lo)),
-         hi = max(coalesce(hi, excluded.hi), coalesce(excluded.hi, hi))`,
+         hi = max(coalesce(hi, excluded.hi), coalesce(excluded.hi, hi)),
+         min_at = min(min_at, excluded.min_at),
+         max_at = max(max_at, excluded.max_at)`,
     );
     const tx = db.transaction((delta: GoldDelta) => {
       for (const d of delta.days) {
@@ -342,12 +354,13 @@ export class GoldStore {
           d.session_ms,
           d.interaction_count,
           d.event_count,
+          d.max_at,
         );
       }
       for (const p of delta.profiles) {
         this.upsertProfile.run(p.customer_id, p.customer_segment, p.registration_at, p.bronzeSeq);
       }
-      for (const x of delta.features) this.upsertFeature.run(x.feature, x.customer_id, x.day, x.n, x.total, x.lo, x.hi);
+      for (const x of delta.features) this.upsertFeature.run(x.feature, x.customer_id, x.day, x.n, x.total, x.lo, x.hi, x.min_at, x.max_at);
       this.setPosition.run(delta.position);
     });
     this.applyTx = (delta) => tx.immediate(delta);
@@ -443,8 +456,8 @@ export class GoldStore {
     const lastDay = range.hi === null ? -1 : Math.floor(range.hi / DAY_MS);
     let from = resume && h!.backfilled_through_day !== null ? h!.backfilled_through_day + 1 : firstDay;
     const insert = this.db.prepare(
-      `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi)
-       SELECT ?, customer_id, ${floorDay(q.time)} AS d, count(*), ${q.total}, min(${q.value}), max(${q.value})
+      `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi, min_at, max_at)
+       SELECT ?, customer_id, ${floorDay(q.time)} AS d, count(*), ${q.total}, min(${q.value}), max(${q.value}), min(${q.time}), max(${q.time})
        FROM silver.${q.table} WHERE bronze_seq <= ? AND ${q.time} >= ? AND ${q.time} < ?${q.where} GROUP BY customer_id, d`,
     );
     const mark = this.db.prepare("UPDATE feature_defs SET backfilled_through_day = ? WHERE name = ?");

@@ -126,7 +126,8 @@ describe("aggregateBatch", () => {
       event_count: 3,
     };
     expect(customerDelta(delta, "c1")).toEqual({ customer_id: "c1", ...expected });
-    expect(delta.days).toEqual([{ customer_id: "c1", day: dayOf(MAR1), ...expected }]);
+    // max_at: the latest event time of the bucket (sessions by their start), for readers at instants after it.
+    expect(delta.days).toEqual([{ customer_id: "c1", day: dayOf(MAR1), ...expected, max_at: MAR1 + DAY / 2 }]);
   });
 
   it("sums spend in integer micros of the base currency", () => {
@@ -297,7 +298,7 @@ describe("aggregate (pipeable)", () => {
     );
     expect(out.map((d) => d.position)).toEqual([3, 4]);
     expect(rollUpCustomers(out[0]!.days)).toEqual([{ customer_id: "c1", ...emptyTotals(), tx_count: 1, tx_spend_micros: 2_000_000, tx_first_at: MAR1, tx_last_at: MAR1 }]);
-    expect(out[1]!.days).toEqual([{ customer_id: "c2", day: dayOf(MAR2), ...emptyTotals(), event_count: 1 }]);
+    expect(out[1]!.days).toEqual([{ customer_id: "c2", day: dayOf(MAR2), ...emptyTotals(), event_count: 1, max_at: MAR2 }]);
   });
 });
 
@@ -333,14 +334,15 @@ describe("aggregateBatch with custom features", () => {
       custom,
     );
     const by = (f: string) => delta.features.filter((x) => x.feature === f).map(({ feature: _f, ...rest }) => rest);
+    // min_at and max_at: the earliest and latest event times of the bucket's records.
     expect(by("spend")).toEqual([
-      { customer_id: "c1", day: dayOf(MAR1), n: 2, total: 300_000, lo: 0.1, hi: 0.2 },
-      { customer_id: "c1", day: dayOf(MAR2), n: 1, total: 5_000_000, lo: 5, hi: 5 },
+      { customer_id: "c1", day: dayOf(MAR1), n: 2, total: 300_000, lo: 0.1, hi: 0.2, min_at: MAR1 + 1000, max_at: MAR1 + 2000 },
+      { customer_id: "c1", day: dayOf(MAR2), n: 1, total: 5_000_000, lo: 5, hi: 5, min_at: MAR2, max_at: MAR2 },
     ]);
     // Only device_type = mobile counts.
     expect(by("mobile")).toEqual([
-      { customer_id: "c1", day: dayOf(MAR1), n: 1, total: 0, lo: null, hi: null },
-      { customer_id: "c2", day: dayOf(MAR2), n: 1, total: 0, lo: null, hi: null },
+      { customer_id: "c1", day: dayOf(MAR1), n: 1, total: 0, lo: null, hi: null, min_at: MAR1, max_at: MAR1 },
+      { customer_id: "c2", day: dayOf(MAR2), n: 1, total: 0, lo: null, hi: null, min_at: MAR2, max_at: MAR2 },
     ]);
     expect(by("longest").map((b) => [b.customer_id, b.hi])).toEqual([
       ["c1", 120_000],
