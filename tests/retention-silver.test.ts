@@ -17,6 +17,7 @@ import { startHttpServer } from "../src/http.js";
 import { BronzeStore } from "../src/sinks/bronze.js";
 import { SilverPruner, silverHorizon } from "../src/sinks/silver.js";
 import { readStatus } from "../src/status.js";
+import { trainingSet } from "../src/serving/training-set.js";
 import type { SourceMessage } from "../src/types.js";
 import { tempDirs } from "./helpers/tmp.js";
 import { until } from "./helpers/poll.js";
@@ -151,6 +152,10 @@ describe("silver retention", () => {
       expect(silverCount(dir, "SELECT count(*) FROM quarantine")).toBe(5);
       expect(status.silver.transactions).toBe(500);
       expect(status.silverRetention).toEqual({ horizon: iso(H!), pruned: 300 });
+      // A training set is computed from silver's records: with some deleted, it refuses, naming the horizon.
+      await expect(trainingSet(dir, [{ customer_id: "c0", label_time: new Date().toISOString() }])).rejects.toThrow(
+        `silver retention has deleted 301 records with event times before ${iso(H!)}`,
+      );
 
       // Gold keeps every day: the lifetime spend counts the deleted records.
       const spend = spendOf(txs);

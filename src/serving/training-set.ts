@@ -24,14 +24,14 @@ import { parse as parseCsv } from "csv-parse/sync";
 import { DAY_MS, parseTimestamp } from "../timestamps.js";
 import { layerPath, openLayer, readPosition, type Database } from "../sinks/database.js";
 import { GOLD_MIGRATIONS, featureSql } from "../sinks/gold.js";
-import { SILVER_MIGRATIONS } from "../sinks/silver.js";
+import { SILVER_MIGRATIONS, silverHorizon } from "../sinks/silver.js";
 import { fieldOf, type CustomFeature } from "../model/features.js";
 import { featureTableColumns, openTableWriter } from "./export.js";
 import { openCsvWriter } from "./csv.js";
 import { readLayerPositions, tributaryVersion, writeManifest, type DatasetManifest } from "./manifest.js";
 import { featureSetHash } from "../model/registry-hash.js";
 import { customValue, type Bucket } from "../features.js";
-import { ConfigError, NoDataError } from "../errors.js";
+import { ConfigError, NoDataError, StorageError } from "../errors.js";
 import { CustomerIds, readIntegerColumns } from "./bulk-read.js";
 import { cellOf, writeParquetColumns, type ColumnValues } from "./parquet-columns.js";
 import type { Cell, ColumnSpec, ColumnType, WrittenFile } from "./output-file.js";
@@ -415,7 +415,12 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
   let data: Loaded;
   try {
     // One read transaction per file, gold first: its position bounds silver, as for `features --as-of`.
-    data = gold.transaction(() => silver.transaction(() => load(silver, gold, customers, custom, knownAt))())();
+    data = gold.transaction(() =>
+      silver.transaction(() => {
+        refusePrunedSilver(silver);
+        return load(silver, gold, customers, custom, knownAt);
+      })(),
+    )();
   } finally {
     silver.close();
     gold.close();
@@ -552,6 +557,23 @@ export function computeTrainingSet(dataDir: string, labels: LabelSet, options: T
     knownAt,
     row: (i: number): Cell[] => values.map((v) => cellOf(v, i)),
   };
+}
+
+/**
+ * A training set is computed from silver's records, lifetime features included, so once silver
+ * retention has deleted any (`retention.silver`) every row would miss them: refuse, naming the
+ * horizon, rather than write plausible, wrong features. Read inside the read transaction, so a
+ * prune that starts meanwhile is not seen half-way.
+ */
+function refusePrunedSilver(silver: Database): void {
+  const horizon = silverHorizon(silver);
+  if (horizon === null) return;
+  // A horizon is recorded before anything under it goes; it matters once something went.
+  const deleted = silver.prepare("SELECT records + history FROM retention").pluck().get() as number;
+  if (deleted === 0) return;
+  throw new StorageError(
+    `silver retention has deleted ${deleted} records with event times before ${new Date(horizon).toISOString()} (retention.silver), and a training set is computed from silver's records, lifetime features included: build training sets on a data dir that keeps silver (retention.silver: 0), or a copy of silver made before it was pruned`,
+  );
 }
 
 const NO_BUCKETS: Bucket[] = [];
