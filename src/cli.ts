@@ -45,7 +45,7 @@ function configFrom(flags: CommonFlags): Config {
   if (natsUrl !== undefined || flags.stream !== undefined) overrides.nats = { url: natsUrl, stream: flags.stream };
   if (flags.dataDir !== undefined) overrides.dataDir = flags.dataDir;
   // NATS_URL is the conventional variable; TRIBUTARY_NATS_URL and --nats override it.
-  if (flags.nats === undefined && process.env.TRIBUTARY_NATS_URL) (overrides.nats as ConfigOverrides).url = process.env.TRIBUTARY_NATS_URL;
+  if (flags.nats === undefined && process.env.TRIBUTARY_NATS_URL) overrides.nats = { ...(overrides.nats as ConfigOverrides | undefined), url: process.env.TRIBUTARY_NATS_URL };
   return loadConfig({ file: flags.config, overrides, onWarning: warn });
 }
 

@@ -118,7 +118,9 @@ describe("tributary publish", () => {
     expect(first.stdout).toContain("2 dropped by the broker as duplicates");
     expect(first.stdout).toContain("1 not valid records, published as they are");
     // Publishing again stores only the line that has no id for the broker to dedupe by.
-    const again = await runCli(["publish", ...files, "--nats", server.url]);
+    // The server from TRIBUTARY_NATS_URL alone, with no file, flag or NATS_URL.
+    const again = await runCli(["publish", ...files], { TRIBUTARY_NATS_URL: server.url });
+    expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain("published 1 messages");
     expect(again.stdout).toContain("16 dropped by the broker as duplicates");
 
