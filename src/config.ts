@@ -11,6 +11,7 @@ import { DECODE_DEFAULTS } from "./operators/decode.js";
 import { VALIDATE_DEFAULTS } from "./operators/validate.js";
 import { AGGREGATES, FEATURE_SOURCES, checkCustomFeatures, featureSources, type SourceEntity } from "./model/features.js";
 import { BUILTIN_ENTITIES, type EntityDefinition } from "./model/entities.js";
+import { FAULT_ENV_VARS } from "./runtime/faults.js";
 
 /** Each duration unit with its spellings, smallest first: `500ms`, `30 seconds`, `1.5h`, `7 days`, `2w`. */
 const DURATION_UNITS: readonly (readonly [ms: number, names: readonly string[]])[] = [
@@ -592,7 +593,7 @@ export function loadConfig(
 }
 
 /** `TRIBUTARY_*` variables tributary reads that are not config keys (logging, debugging, the crash tests). */
-const OTHER_VARIABLES = ["TRIBUTARY_LOG_FORMAT", "TRIBUTARY_DEBUG", "TRIBUTARY_CRASH_POINT", "TRIBUTARY_CRASH_AFTER_BATCHES", "TRIBUTARY_FAULT_COMMIT_DELAY_MS", "TRIBUTARY_TEST_LOG_LEVEL"];
+const OTHER_VARIABLES = ["TRIBUTARY_LOG_FORMAT", "TRIBUTARY_DEBUG", ...FAULT_ENV_VARS, "TRIBUTARY_TEST_LOG_LEVEL"];
 
 /**
  * One warning per `TRIBUTARY_*` variable that tributary does not read, with the nearest one it

@@ -9,6 +9,7 @@ import { DAY_MS, formatTimestamp } from "./timestamps.js";
 import { emptyTotals, mergeTotals, type Totals } from "./operators/aggregate.js";
 import { layerPath, openLayer, type Database } from "./sinks/database.js";
 import { GOLD_MIGRATIONS, featureSql } from "./sinks/gold.js";
+import { boundarySql } from "./sinks/gold-layout.js";
 import { BUILTIN_FEATURES, fieldOf, storedUnits, type CustomFeature } from "./model/features.js";
 import { SILVER_MIGRATIONS, checkSilverHorizon } from "./sinks/silver.js";
 import { NoDataError, StorageError } from "./errors.js";
@@ -64,22 +65,70 @@ export interface Bucket {
   hi: number | null;
 }
 
-/** `customer_daily` columns of one bucket as {@link FeatureReader.lookup} reads them: day, the totals in {@link Totals} order, max_at. */
-type DayRow = [day: number, tx_count: number, tx_spend_micros: number, tx_first_at: number | null, tx_last_at: number | null, session_count: number, session_ms: number, interaction_count: number, event_count: number, max_at: number | null];
-const DAY_MAX_AT = 9;
-/** `feature_daily` columns of one bucket: feature, day, n, total, lo, hi, min_at, max_at. */
-type FeatureBucketRow = [feature: string, day: number, n: number, total: number, lo: number | null, hi: number | null, min_at: number | null, max_at: number | null];
+/** A day bucket as {@link FeatureReader.lookup} reads it: kind 2, its day, the totals in {@link Totals} order, and max_at. */
+type DayRow = [kind: number, day: number, tx_count: number, tx_spend_micros: number, tx_first_at: number | null, tx_last_at: number | null, session_count: number, session_ms: number, interaction_count: number, event_count: number, max_at: number | null];
+const DAY_MAX_AT = 10;
+/** A customer's summary: kind 1, the totals, the first and last day it sums. */
+type SummaryRow = [kind: 1, tx_count: number, tx_spend_micros: number, tx_first_at: number | null, tx_last_at: number | null, session_count: number, session_ms: number, interaction_count: number, event_count: number, first_day: number, last_day: number];
+/** A custom feature's bucket: kind 5, feature, day, n, total, lo, hi, min_at, max_at. */
+type FeatureBucketRow = [kind: number, feature: string, day: number, n: number, total: number, lo: number | null, hi: number | null, min_at: number | null, max_at: number | null];
 
-/** What gold holds of one customer, read in one transaction. */
+/** What gold holds of one customer, read in one statement (one snapshot). */
 interface GoldCustomer {
   readonly position: number;
-  readonly days: readonly DayRow[];
+  /** The first day of the customer's buckets that their summary does not sum. */
+  readonly boundary: number;
+  /** Totals over the customer's buckets before `boundary`, and the first and last day among them. */
+  readonly summary: SummaryRow | undefined;
+  /** Buckets up to T's day: from the window's first day or `boundary` when the summary covers days before T only, all of them otherwise. */
+  readonly days: DayRow[];
   readonly profile: [segment: string, registration: number | null] | undefined;
-  readonly features: readonly FeatureBucketRow[];
+  /** Custom features' summaries (feature → n, total, lo, hi) and buckets, as the day buckets. */
+  readonly featureSummaries: Map<string, Bucket>;
+  readonly features: FeatureBucketRow[];
 }
 
-function bucketTotals(b: DayRow): Totals {
-  return { tx_count: b[1], tx_spend_micros: b[2], tx_first_at: b[3], tx_last_at: b[4], session_count: b[5], session_ms: b[6], interaction_count: b[7], event_count: b[8] };
+/**
+ * The SQL that reads one customer's part of gold (`@id`) up to T's day (`@dayT`): every piece is
+ * a row whose first column says what it is. Buckets are read by day (one seek per day gold holds
+ * in the range): from `@head` (the earliest window's first day) or the customer's boundary, when
+ * the summary covers days before T's day only; from the customer's first day otherwise.
+ */
+function customerSql(custom: boolean): string {
+  const totals = "tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count";
+  const nulls = (n: number) => Array.from({ length: n }, () => "NULL").join(", ");
+  const boundary = boundarySql("@id");
+  const from = `CASE WHEN ${boundary} <= @dayT THEN min(@head, ${boundary})
+    ELSE coalesce((SELECT first_day FROM customer_summary WHERE customer_id = @id), ${boundary}) END`;
+  const days = `SELECT day FROM gold_days, gold_layout l WHERE day <= @dayT AND day >= ${from}`;
+  const parts = [
+    `SELECT 0, position, ${nulls(9)} FROM checkpoint WHERE layer = 'gold'`,
+    `SELECT 7, ${boundary}, ${nulls(9)} FROM gold_layout l`,
+    `SELECT 1, ${totals}, first_day, last_day FROM customer_summary WHERE customer_id = @id`,
+    `SELECT 2, day, ${totals}, max_at FROM customer_daily WHERE day IN (${days}) AND customer_id = @id`,
+    `SELECT 4, customer_segment, registration_at, ${nulls(8)} FROM customer_profile WHERE customer_id = @id`,
+  ];
+  if (custom) {
+    parts.push(
+      `SELECT 8, feature, n, total, lo, hi, ${nulls(5)} FROM feature_summary WHERE customer_id = @id`,
+      `SELECT 5, feature, day, n, total, lo, hi, min_at, max_at, NULL, NULL FROM feature_daily WHERE day IN (${days}) AND customer_id = @id`,
+    );
+  }
+  return parts.join("\n  UNION ALL ");
+}
+
+function bucketTotals(b: DayRow | SummaryRow): Totals {
+  const o = b[0] === 1 ? 1 : 2;
+  return {
+    tx_count: b[o] as number,
+    tx_spend_micros: b[o + 1] as number,
+    tx_first_at: b[o + 2] as number | null,
+    tx_last_at: b[o + 3] as number | null,
+    session_count: b[o + 4] as number,
+    session_ms: b[o + 5] as number,
+    interaction_count: b[o + 6] as number,
+    event_count: b[o + 7] as number,
+  };
 }
 
 /** `a` merged with `b` (a new bucket when `a` is undefined): counts and sums add, min and max keep the extremes. */
@@ -99,7 +148,8 @@ export class FeatureReader {
   private readonly custom: readonly CustomFeature[];
   /** Statements prepared on first use: a lookup runs the same few again and again. */
   private readonly statements = new Map<string, Statement>();
-  private oneCustomer: ((customerId: string) => GoldCustomer) | null = null;
+  /** Gold is older than this reader's schema (a reader does not migrate): lookups go through {@link compute}. */
+  private readonly legacyGold: boolean;
 
   /**
    * @param options.features custom features to compute besides the built-in ones; gold must hold
@@ -115,6 +165,7 @@ export class FeatureReader {
     this.gold = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
     this.silver = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
     this.custom = options.features ?? [];
+    this.legacyGold = Number(this.gold.pragma("user_version", { simple: true })) < GOLD_MIGRATIONS.length;
     try {
       this.checkHeld();
     } catch (err) {
@@ -149,6 +200,10 @@ export class FeatureReader {
    * new FeatureReader("./data").compute(Date.parse("2026-03-01T00:00:00Z"), "c42")
    */
   compute(asOf: number, customerId?: string): FeatureRow[] {
+    if (customerId !== undefined) {
+      const row = this.lookup(asOf, customerId);
+      return row ? [row] : [];
+    }
     const T = asOf;
     const dayT = Math.floor(T / DAY_MS);
     const windowStart = T - 30 * DAY_MS;
@@ -159,36 +214,35 @@ export class FeatureReader {
       if (!w) byCustomer.set(id, (w = { all: emptyTotals(), recent: emptyTotals() }));
       return w;
     };
-    const one = customerId !== undefined;
 
     // Gold first: its position bounds what we read from silver, which is never behind gold.
     const readGold = this.gold.transaction(() => {
       const position = (this.gold.prepare("SELECT position FROM checkpoint WHERE layer = 'gold'").pluck().get() as number) ?? 0;
       const sql = `SELECT customer_id,
           day >= ? AS recent, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count
-        FROM customer_daily WHERE day < ? ${one ? "AND customer_id = ?" : ""}`;
-      const params: unknown[] = [firstFullWindowDay, dayT];
-      if (one) params.push(customerId);
-      for (const row of this.gold.prepare(sql).iterate(...params) as Iterable<Totals & { customer_id: string; recent: number }>) {
+        FROM customer_daily WHERE day < ?`;
+      for (const row of this.gold.prepare(sql).iterate(firstFullWindowDay, dayT) as Iterable<Totals & { customer_id: string; recent: number }>) {
         const w = get(row.customer_id);
         w.seen = true;
         mergeTotals(w.all, row);
         if (row.recent) mergeTotals(w.recent, row);
       }
-      const profiles = this.gold
-        .prepare(`SELECT customer_id, customer_segment, registration_at FROM customer_profile ${one ? "WHERE customer_id = ?" : ""}`)
-        .all(...(one ? [customerId] : [])) as { customer_id: string; customer_segment: string; registration_at: number | null }[];
-      const custom = this.custom.map((c) => this.customWholeDays(c, T, customerId));
+      const profiles = this.gold.prepare("SELECT customer_id, customer_segment, registration_at FROM customer_profile").all() as {
+        customer_id: string;
+        customer_segment: string;
+        registration_at: number | null;
+      }[];
+      const custom = this.custom.map((c) => this.customWholeDays(c, T));
       return { position, profiles, custom };
     });
     const { position, profiles, custom } = readGold();
-    this.custom.forEach((c, i) => this.customPartialDays(c, T, position, customerId, custom[i]!));
+    this.custom.forEach((c, i) => this.customPartialDays(c, T, position, undefined, custom[i]!));
 
     // Partial days from silver: the start of today (up to T) and the first day of the window.
     const tailStart = dayT * DAY_MS;
-    if (T > tailStart) this.addPartial(tailStart, T, position, customerId, (id, t) => (mergeTotals(get(id).all, t), mergeTotals(get(id).recent, t)));
+    if (T > tailStart) this.addPartial(tailStart, T, position, undefined, (id, t) => (mergeTotals(get(id).all, t), mergeTotals(get(id).recent, t)));
     const headEnd = firstFullWindowDay * DAY_MS;
-    if (windowStart < headEnd) this.addPartial(windowStart, Math.min(headEnd, T), position, customerId, (id, t) => mergeTotals(get(id).recent, t));
+    if (windowStart < headEnd) this.addPartial(windowStart, Math.min(headEnd, T), position, undefined, (id, t) => mergeTotals(get(id).recent, t));
     // Refuses T when silver retention deleted records its partial days need (checked after reading, as the horizon may move).
     checkSilverHorizon(this.silver, T, this.windowsMs());
 
@@ -224,20 +278,31 @@ export class FeatureReader {
    * new FeatureReader("./data").lookup(Date.now(), "c42")
    */
   lookup(asOf: number, customerId: string): FeatureRow | null {
+    // A gold file an older tributary wrote, not yet opened by a writer of this one: the whole table.
+    if (this.legacyGold) return this.compute(asOf).find((r) => r.customer_id === customerId) ?? null;
     const T = asOf;
     const dayT = Math.floor(T / DAY_MS);
     const tailStart = dayT * DAY_MS;
     const windowStart = T - 30 * DAY_MS;
     const firstFullWindowDay = Math.ceil(windowStart / DAY_MS);
     const headDay = windowStart < firstFullWindowDay * DAY_MS ? firstFullWindowDay - 1 : null;
-    this.oneCustomer ??= this.gold.transaction((id: string) => this.readCustomer(id));
-    const g = this.oneCustomer(customerId);
+    // The earliest day a window needs: the 30-day one's first day, or a custom window's.
+    let head = firstFullWindowDay - 1;
+    for (const c of this.custom) if (c.windowDays !== undefined) head = Math.min(head, Math.floor((T - c.windowDays * DAY_MS) / DAY_MS));
+    const g = this.readCustomer(customerId, dayT, head);
     const w: Window = { all: emptyTotals(), recent: emptyTotals() };
+    // The summary stands for every bucket before the customer's boundary when that is not after T's
+    // day; then only the buckets from the windows' first days (or the boundary) on are read.
+    const summed = g.boundary <= dayT;
+    if (summed && g.summary) {
+      mergeTotals(w.all, bucketTotals(g.summary));
+      w.seen = true;
+    }
     let tailFromSilver = false;
     let headFromSilver = false;
     for (const b of g.days) {
-      const day = b[0];
-      if (day > dayT || (day === dayT && T === tailStart)) break;
+      const day = b[1];
+      if (day > dayT || (day === dayT && T === tailStart)) continue;
       const t = bucketTotals(b);
       if (day === dayT) {
         // Today up to T: the bucket when all its records are before T, silver's records otherwise.
@@ -245,8 +310,10 @@ export class FeatureReader {
         else tailFromSilver = true;
         continue;
       }
-      w.seen = true;
-      mergeTotals(w.all, t);
+      if (!(summed && day < g.boundary)) {
+        w.seen = true;
+        mergeTotals(w.all, t);
+      }
       if (day >= firstFullWindowDay) mergeTotals(w.recent, t);
       else if (day === headDay && t.tx_count > 0) {
         // The window's first day: only its transactions count in the window, and only from windowStart on.
@@ -256,7 +323,7 @@ export class FeatureReader {
     }
     if (tailFromSilver) this.addPartial(tailStart, T, g.position, customerId, (_, t) => (mergeTotals(w.all, t), mergeTotals(w.recent, t)));
     if (headFromSilver) this.addPartial(windowStart, firstFullWindowDay * DAY_MS, g.position, customerId, (_, t) => mergeTotals(w.recent, t));
-    const custom = this.custom.map((c) => this.customBucket(c, T, g, customerId));
+    const custom = this.custom.map((c) => this.customBucket(c, T, g, summed, customerId));
     checkSilverHorizon(this.silver, T, this.windowsMs());
     const p = g.profile === undefined ? undefined : { segment: g.profile[0], registration: g.profile[1] };
     const listed = w.seen || hasAny(w.all) || custom.some((b) => b !== undefined && b.n > 0) || (p !== undefined && (p.registration === null || p.registration < T));
@@ -283,44 +350,48 @@ export class FeatureReader {
     return stmt;
   }
 
-  /** One customer's buckets, profile and custom buckets, in one read transaction of gold. */
-  private readCustomer(customerId: string): GoldCustomer {
-    const position = (this.prepared(this.gold, "SELECT position FROM checkpoint WHERE layer = 'gold'").pluck().get() as number | undefined) ?? 0;
-    const days = this.prepared(
-      this.gold,
-      `SELECT day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count, max_at
-       FROM customer_daily WHERE customer_id = ? ORDER BY day`,
-    )
-      .raw()
-      .all(customerId) as DayRow[];
-    const profile = this.prepared(this.gold, "SELECT customer_segment, registration_at FROM customer_profile WHERE customer_id = ?").raw().get(customerId) as
-      | [string, number | null]
-      | undefined;
-    const features =
-      this.custom.length === 0
-        ? []
-        : (this.prepared(this.gold, "SELECT feature, day, n, total, lo, hi, min_at, max_at FROM feature_daily WHERE customer_id = ? ORDER BY day").raw().all(customerId) as FeatureBucketRow[]);
-    return { position, days, profile, features };
+  /**
+   * One customer's summary, buckets, profile and custom buckets, in one statement: one snapshot of
+   * gold. History buckets are read from day `from` on when the summary covers days before `dayT` only.
+   */
+  private readCustomer(customerId: string, dayT: number, head: number): GoldCustomer {
+    const rows = this.prepared(this.gold, customerSql(this.custom.length > 0)).raw().all({ id: customerId, dayT, head }) as unknown[][];
+    const g = { position: 0, boundary: 0, summary: undefined as SummaryRow | undefined, days: [] as DayRow[], profile: undefined as GoldCustomer["profile"], featureSummaries: new Map<string, Bucket>(), features: [] as FeatureBucketRow[] };
+    for (const r of rows) {
+      const kind = r[0] as number;
+      if (kind === 0) g.position = r[1] as number;
+      else if (kind === 7) g.boundary = r[1] as number;
+      else if (kind === 1) g.summary = r as SummaryRow;
+      else if (kind === 2) g.days.push(r as DayRow);
+      else if (kind === 4) g.profile = [r[1] as string, r[2] as number | null];
+      else if (kind === 8) g.featureSummaries.set(r[1] as string, { n: r[2] as number, total: r[3] as number, lo: r[4] as number | null, hi: r[5] as number | null });
+      else g.features.push(r as unknown as FeatureBucketRow);
+    }
+    return g;
   }
 
   /**
    * A custom feature's bucket for one customer as of T: whole days from gold, and the edges (today
    * up to T, the window's first day from its start) from gold when no edge cuts their bucket.
    */
-  private customBucket(c: CustomFeature, T: number, g: GoldCustomer, customerId: string): Bucket | undefined {
+  private customBucket(c: CustomFeature, T: number, g: GoldCustomer, summed: boolean, customerId: string): Bucket | undefined {
     const dayT = Math.floor(T / DAY_MS);
     const start = c.windowDays === undefined ? null : T - c.windowDays * DAY_MS;
-    const firstDay = start === null ? Number.MIN_SAFE_INTEGER : Math.ceil(start / DAY_MS);
+    // A lifetime feature's days before the boundary are in its summary when the summary is used.
+    const lifetimeSummed = start === null && summed;
+    const firstDay = start === null ? (lifetimeSummed ? g.boundary : Number.MIN_SAFE_INTEGER) : Math.ceil(start / DAY_MS);
     const headEnd = start === null ? null : Math.min(firstDay * DAY_MS, dayT * DAY_MS);
     const headDay = start !== null && start < headEnd! ? Math.floor(start / DAY_MS) : null;
     let b: Bucket | undefined;
     const add = (x: Bucket) => (b = mergeBucket(b, x));
+    const summary = lifetimeSummed ? g.featureSummaries.get(c.name) : undefined;
+    if (summary) add(summary);
     const spans: [number, number][] = [];
     for (const r of g.features) {
-      if (r[0] !== c.name) continue;
-      const day = r[1];
-      const x = { n: r[2], total: r[3], lo: r[4], hi: r[5] };
-      const [minAt, maxAt] = [r[6], r[7]];
+      if (r[1] !== c.name) continue;
+      const day = r[2];
+      const x = { n: r[3], total: r[4], lo: r[5], hi: r[6] };
+      const [minAt, maxAt] = [r[7], r[8]];
       if (day >= firstDay && day < dayT) add(x);
       else if (day === dayT && T > dayT * DAY_MS) {
         if (maxAt !== null && maxAt < T) add(x);
@@ -339,16 +410,16 @@ export class FeatureReader {
   }
 
   /** Whole UTC days of a custom feature's window before T's day, from gold's buckets. */
-  private customWholeDays(c: CustomFeature, T: number, customerId: string | undefined): Map<string, Bucket> {
+  private customWholeDays(c: CustomFeature, T: number): Map<string, Bucket> {
     const dayT = Math.floor(T / DAY_MS);
     const firstDay = c.windowDays === undefined ? Number.MIN_SAFE_INTEGER : Math.ceil((T - c.windowDays * DAY_MS) / DAY_MS);
     const out = new Map<string, Bucket>();
     const rows = this.gold
       .prepare(
         `SELECT customer_id, sum(n) AS n, total(total) AS total, min(lo) AS lo, max(hi) AS hi FROM feature_daily
-         WHERE feature = ? AND day >= ? AND day < ? ${customerId !== undefined ? "AND customer_id = ?" : ""} GROUP BY customer_id`,
+         WHERE feature = ? AND day >= ? AND day < ? GROUP BY customer_id`,
       )
-      .all(c.name, firstDay, dayT, ...(customerId !== undefined ? [customerId] : [])) as (Bucket & { customer_id: string })[];
+      .all(c.name, firstDay, dayT) as (Bucket & { customer_id: string })[];
     for (const r of rows) out.set(r.customer_id, { n: r.n, total: r.total, lo: r.lo, hi: r.hi });
     return out;
   }

@@ -7,7 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { createTopology } from "../src/topology.js";
-import { GOLD_MIGRATIONS } from "../src/sinks/gold.js";
+import { GOLD_MIGRATIONS, GoldStore } from "../src/sinks/gold.js";
+import { GoldFolder } from "../src/sinks/gold-layout.js";
+import { emptyTotals } from "../src/operators/aggregate.js";
 import { openLayer } from "../src/sinks/database.js";
 import { dumpLayers } from "./helpers/tables.js";
 
@@ -77,22 +79,26 @@ describe("gold schema 3", () => {
   it("sums a customer's spend past int64 without failing the view (finite, not an overflow error)", () => {
     const dir = tmp();
     const storage = { synchronous: "normal" as const, busyTimeout: 1000 };
-    const db = openLayer(dir, "gold", GOLD_MIGRATIONS, storage);
+    const gold = new GoldStore(dir, storage);
+    const db = gold.db;
     try {
       // 2,000 days of one valid maximal amount each: 2,000 × (2^53 − 1) micros is past int64.
-      const insert = db.prepare(
-        "INSERT INTO customer_daily (customer_id, day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count) VALUES ('whale', ?, 1, ?, 0, 0, 0, 0, 0, 0)",
-      );
-      db.transaction(() => {
-        for (let d = 0; d < 2_000; d++) insert.run(d, Number.MAX_SAFE_INTEGER);
-      })();
-      const row = db.prepare("SELECT purchase_frequency, total_spend_micros FROM customer_features").get() as { purchase_frequency: number; total_spend_micros: number };
-      expect(row.purchase_frequency).toBe(2_000);
-      expect(Number.isFinite(row.total_spend_micros)).toBe(true);
-      expect(row.total_spend_micros / (2_000 * Number.MAX_SAFE_INTEGER)).toBeCloseTo(1, 9);
-      expect(Number.isFinite(db.prepare("SELECT total_spend FROM customer_features_current").pluck().get() as number)).toBe(true);
+      const day = (d: number) => ({ customer_id: "whale", day: d, ...emptyTotals(), tx_count: 1, tx_spend_micros: Number.MAX_SAFE_INTEGER, tx_first_at: 0, tx_last_at: 0, max_at: 0 });
+      gold.apply({ position: 1, days: Array.from({ length: 2_000 }, (_, d) => day(d)), profiles: [], features: [] });
+      const check = () => {
+        const row = db.prepare("SELECT purchase_frequency, total_spend_micros FROM customer_features").get() as { purchase_frequency: number; total_spend_micros: number };
+        expect(row.purchase_frequency).toBe(2_000);
+        expect(Number.isFinite(row.total_spend_micros)).toBe(true);
+        expect(row.total_spend_micros / (2_000 * Number.MAX_SAFE_INTEGER)).toBeCloseTo(1, 9);
+        expect(Number.isFinite(db.prepare("SELECT total_spend FROM customer_features_current").pluck().get() as number)).toBe(true);
+      };
+      check();
+      // The same once the days are summed into the customer's summary.
+      new GoldFolder(db).run({ force: true, now: 2_000 * 86_400_000 });
+      expect(db.prepare("SELECT tx_count FROM customer_summary").pluck().get()).toBe(1_998);
+      check();
     } finally {
-      db.close();
+      gold.close();
     }
   });
 });

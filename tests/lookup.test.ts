@@ -1,7 +1,8 @@
 /**
- * One customer's features through `FeatureReader.lookup` (what `features.get` and
- * `GET /features/<id>` serve), which takes the partial days at the window's edges from gold's
- * buckets when no edge cuts them, against `compute`, which always reads those edges from silver:
+ * One customer's features through `FeatureReader.lookup` (what `features.get`, `GET
+ * /features/<id>` and `features --customer` serve), which takes the partial days at the window's
+ * edges from gold's buckets when no edge cuts them, against the whole feature table `compute`
+ * gives, which always reads those edges from silver:
  * equal rows at midnights, mid-day instants, instants equal to a record's event time or 1 ms
  * after it, instants before future-dated records, for customers with and without records on the
  * edge days, custom features with and without windows included. Also for buckets
@@ -16,6 +17,10 @@ import { FeatureReader } from "../src/features.js";
 import type { SourceMessage } from "../src/types.js";
 import { parseConfig } from "../src/config.js";
 import { customFeaturesOf } from "../src/model/features.js";
+import { FOLD_POLICY, GoldFolder } from "../src/sinks/gold-layout.js";
+import { GOLD_MIGRATIONS } from "../src/sinks/gold.js";
+import { SilverStore } from "../src/sinks/silver.js";
+import { openLayer } from "../src/sinks/database.js";
 import { tempDirs } from "./helpers/tmp.js";
 
 const tmp = tempDirs("lookup");
@@ -83,6 +88,8 @@ function workload(): { messages: SourceMessage[]; placed: Placed[] } {
  */
 function instants(placed: readonly Placed[]): number[] {
   const out = [BASE + 31 * DAY, BASE + 32 * DAY, BASE + 60 * DAY, BASE + 31 * DAY + 13 * HOUR + 7, BASE + 32 * DAY + 23 * HOUR, BASE + 1 * DAY + 5 * HOUR];
+  // Days 41–44: where a fold of everything but the two newest days ends (history's last day, the first recent one).
+  for (let d = 41; d <= 44; d++) out.push(BASE + d * DAY, BASE + d * DAY + 11 * HOUR, BASE + d * DAY + 23 * HOUR + 59 * 60_000);
   const buckets = new Map<string, Placed[]>();
   for (const p of placed) {
     const day = Math.floor((p.at - BASE) / DAY);
@@ -116,11 +123,8 @@ function expectSameAsCompute(reader: FeatureReader, ids: readonly string[], Ts: 
   for (const T of Ts) {
     const all = new Map(reader.compute(T).map((row) => [row.customer_id, row]));
     for (const id of ids) {
-      const want = reader.compute(T, id)[0] ?? null;
       const got = reader.lookup(T, id);
-      const label = `${id} at ${new Date(T).toISOString()}`;
-      expect(got, label).toEqual(want);
-      expect(got, label).toEqual(all.get(id) ?? null);
+      expect(got, `${id} at ${new Date(T).toISOString()}`).toEqual(all.get(id) ?? null);
       if (got) rows++;
     }
   }
@@ -128,18 +132,50 @@ function expectSameAsCompute(reader: FeatureReader, ids: readonly string[], Ts: 
 }
 
 describe("FeatureReader.lookup", () => {
+  it("reads a gold an older tributary wrote (schema 5, not yet migrated by a writer) through the whole table", () => {
+    const dir = tmp();
+    new SilverStore(dir, { synchronous: "normal", busyTimeout: 1_000 }).close();
+    const gold = openLayer(dir, "gold", GOLD_MIGRATIONS.slice(0, 5), { synchronous: "normal", busyTimeout: 1_000 });
+    const day = Math.floor(BASE / DAY);
+    gold.prepare("INSERT INTO customer_daily VALUES ('c1', ?, 2, 7000000, ?, ?, 1, 60000, 0, 3)").run(day, BASE + HOUR, BASE + 2 * HOUR);
+    gold.prepare("INSERT INTO customer_daily VALUES ('c2', ?, 1, 1000000, ?, ?, 0, 0, 1, 0)").run(day + 1, BASE + DAY, BASE + DAY);
+    gold.prepare("INSERT INTO customer_profile VALUES ('c3', 'smb', NULL, 1)").run();
+    gold.close();
+    const reader = new FeatureReader(dir);
+    try {
+      for (const [T, listed] of [[BASE + 3 * DAY, ["c1", "c2", "c3"]], [BASE + DAY + HOUR, ["c1", "c3"]]] as const) {
+        const all = reader.compute(T);
+        expect(all.map((r) => r.customer_id)).toEqual(listed);
+        for (const id of ["c1", "c2", "c3", "nobody"]) expect(reader.lookup(T, id)).toEqual(all.find((r) => r.customer_id === id) ?? null);
+      }
+    } finally {
+      reader.close();
+    }
+  });
+
   const custom = customFeaturesOf(parseConfig({ features: { custom: [...CUSTOM] } }).features.custom);
   const ids = [...Array.from({ length: 14 }, (_, k) => `c${k}`), "nobody"];
 
-  it("gives the row compute gives at every instant: midnights, mid-day, at and around records on the edge days", async () => {
+  it("gives the row compute gives at every instant (midnights, mid-day, at and around records on the edge days), however gold's days are folded", async () => {
     const dir = tmp();
     const { messages, placed } = workload();
     await ingest(dir, messages);
     const reader = new FeatureReader(dir, { features: custom });
+    const gold = new Database(join(dir, "gold.sqlite"));
     try {
-      const rows = expectSameAsCompute(reader, ids, instants(placed));
-      expect(rows).toBeGreaterThan(1_000);
+      const Ts = instants(placed);
+      expect(expectSameAsCompute(reader, ids, Ts)).toBeGreaterThan(1_000);
+      // Half-way through a fold (some customers' days summed into their summaries, the others not yet), then folded.
+      const folder = new GoldFolder(gold, { ...FOLD_POLICY, chunkRows: 40 });
+      const now = BASE + 50 * DAY;
+      for (let i = 0; i < 3; i++) folder.step({ force: true, now });
+      expect(folder.state().moving_to).not.toBeNull();
+      expectSameAsCompute(reader, ids, Ts);
+      folder.run({ force: true, now });
+      expect(gold.prepare("SELECT count(*) FROM customer_summary").pluck().get()).toBeGreaterThan(10);
+      expectSameAsCompute(reader, ids, Ts);
     } finally {
+      gold.close();
       reader.close();
     }
   });

@@ -9,10 +9,10 @@ import Database from "better-sqlite3";
 import { parentPort, workerData } from "node:worker_threads";
 import { Retention, type RetentionOptions } from "./retention.js";
 import type { EntityDefinition } from "../model/entities.js";
-import { vacuumSteps } from "./maintenance.js";
+import { foldInBackground, vacuumSteps } from "./maintenance.js";
 
 const port = parentPort!;
-const { files, intervalMs, busyTimeout, retention, optimizeEveryMs, entities } = workerData as {
+const { files, intervalMs, busyTimeout, retention, optimizeEveryMs, entities, foldDelayMs } = workerData as {
   /** bronze, silver, gold */
   files: [string, string, string];
   intervalMs: number;
@@ -22,6 +22,8 @@ const { files, intervalMs, busyTimeout, retention, optimizeEveryMs, entities } =
   optimizeEveryMs: number;
   /** The entities silver keeps (silver retention prunes their tables); the built-in ones when absent. */
   entities: EntityDefinition[] | undefined;
+  /** A test's fault delay after each step of gold's compaction (0: none). */
+  foldDelayMs: number;
 };
 const dbs = files.map((f) => {
   const db = new Database(f, { fileMustExist: true, timeout: busyTimeout });
@@ -32,6 +34,8 @@ const dbs = files.map((f) => {
 // On this thread blocking is fine: silver's batches leave the write lock to the committer between them.
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 const pruner = new Retention(dbs[0]!, dbs[1]!, dbs[2]!, retention, entities, (ms) => void Atomics.wait(sleeper, 0, 0, ms));
+// Gold's compaction: recent days folded into the history when due, between the commits.
+const folding = foldInBackground(dbs[2]!, (error) => port.postMessage({ type: "fold_failed", error }), foldDelayMs);
 let optimizeAt = optimizeEveryMs > 0 ? Date.now() + optimizeEveryMs : Number.POSITIVE_INFINITY;
 
 /** The incremental parts of `tributary optimize`: freed pages back to the file system, planner statistics. */
@@ -70,6 +74,7 @@ const timer = setInterval(() => {
 port.on("message", (m: { type: "close" }) => {
   if (m.type !== "close") return;
   clearInterval(timer);
+  folding.stop();
   for (const db of dbs) db.close();
   port.close();
 });

@@ -13,6 +13,7 @@ import type { Faults } from "./faults.js";
 import type { CustomFeature } from "../model/features.js";
 import type { EntityDefinition } from "../model/entities.js";
 import { retains, type Retention, type RetentionOptions } from "./retention.js";
+import { foldInBackground } from "./maintenance.js";
 
 export type CommitThread = "worker" | "inline";
 
@@ -41,6 +42,8 @@ export interface CommitterOptions {
   readonly retention?: RetentionOptions;
   /** Told when a pruning round fails for a reason other than a busy file. */
   readonly onPruneFailed?: (message: string) => void;
+  /** Told when a step of gold's compaction fails for a reason other than a busy file. */
+  readonly onFoldFailed?: (message: string) => void;
   readonly thread: CommitThread;
 }
 
@@ -49,7 +52,7 @@ export async function openCommitter(options: CommitterOptions): Promise<Committe
   if (options.thread === "inline") {
     const writer = new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? [], options.entities);
     const pruner = retains(options.retention) ? writer.retention(options.retention!) : null;
-    return new InlineCommitter(writer, pruner, options.retention?.everyMs, options.onPruneFailed);
+    return new InlineCommitter(writer, pruner, options.retention?.everyMs, options.onPruneFailed, options.onFoldFailed, options.faults.foldDelayMs);
   }
   return WorkerCommitter.open(options);
 }
@@ -57,13 +60,18 @@ export async function openCommitter(options: CommitterOptions): Promise<Committe
 class InlineCommitter implements Committer {
   private failure: unknown = null;
   private readonly pruning: NodeJS.Timeout | null;
+  private readonly folding: { stop(): void };
 
   constructor(
     private readonly writer: LayerWriter,
     pruner: Retention | null,
     everyMs = 10_000,
     onPruneFailed?: (message: string) => void,
+    onFoldFailed?: (message: string) => void,
+    foldDelayMs?: number,
   ) {
+    // Gold's compaction, on this thread between commits, like retention.
+    this.folding = foldInBackground(writer.goldDb, onFoldFailed, foldDelayMs);
     // Inline, retention runs on this thread between commits (JavaScript runs one at a time), a
     // small batch per round.
     this.pruning = pruner
@@ -91,6 +99,7 @@ class InlineCommitter implements Committer {
 
   async close(): Promise<void> {
     if (this.pruning) clearInterval(this.pruning);
+    this.folding.stop();
     this.writer.close();
   }
 }
@@ -241,6 +250,7 @@ class WorkerCommitter implements Committer {
               busyTimeout: options.storage.busyTimeout,
               retention: options.retention ?? { bronzeMs: 0, everyMs: 60_000 },
               optimizeEveryMs: options.optimizeEveryMs ?? 0,
+              foldDelayMs: options.faults.foldDelayMs ?? 0,
               entities: options.entities,
             },
             resourceLimits: { maxOldGenerationSizeMb: 32 },
@@ -248,6 +258,7 @@ class WorkerCommitter implements Committer {
           checkpointer.on("error", () => undefined); // the writer's autocheckpoint is the fallback
           checkpointer.on("message", (m: { type: string; error?: string }) => {
             if (m.type === "prune_failed") options.onPruneFailed?.(m.error ?? "unknown error");
+            else if (m.type === "fold_failed") options.onFoldFailed?.(m.error ?? "unknown error");
           });
           resolve(new WorkerCommitter(worker, checkpointer));
         } else if (m.type === "error") {

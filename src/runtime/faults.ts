@@ -15,16 +15,19 @@ export interface Faults {
   readonly crashAfterBatches: number;
   /** Sleep this long before each bronze commit, so acks arrive after ack_wait. */
   readonly commitDelayMs: number;
+  /** Wait this long after each transaction of gold's background compaction, so a fold stays half done a while. */
+  readonly foldDelayMs?: number;
 }
 
 /** No faults: what every topology runs with unless a test passes some. */
 export const NO_FAULTS: Faults = { crashPoint: null, crashAfterBatches: 0, commitDelayMs: 0 };
 
 /** The environment variables {@link faultsFromEnv} reads. */
-export const FAULT_ENV_VARS = ["TRIBUTARY_CRASH_POINT", "TRIBUTARY_CRASH_AFTER_BATCHES", "TRIBUTARY_FAULT_COMMIT_DELAY_MS"] as const;
+export const FAULT_ENV_VARS = ["TRIBUTARY_CRASH_POINT", "TRIBUTARY_CRASH_AFTER_BATCHES", "TRIBUTARY_FAULT_COMMIT_DELAY_MS", "TRIBUTARY_FAULT_FOLD_DELAY_MS"] as const;
 
 /**
- * Reads `TRIBUTARY_CRASH_POINT`, `TRIBUTARY_CRASH_AFTER_BATCHES` and `TRIBUTARY_FAULT_COMMIT_DELAY_MS`.
+ * Reads `TRIBUTARY_CRASH_POINT`, `TRIBUTARY_CRASH_AFTER_BATCHES`, `TRIBUTARY_FAULT_COMMIT_DELAY_MS` and
+ * `TRIBUTARY_FAULT_FOLD_DELAY_MS`.
  * Only the `tributary` CLI calls this, for the crash tests that run it; an embedded topology
  * takes faults from `TopologyOptions.faults` alone, so an embedder's environment cannot kill it.
  */
@@ -34,5 +37,6 @@ export function faultsFromEnv(env: NodeJS.ProcessEnv = process.env): Faults {
     crashPoint: point && (CRASH_POINTS as readonly string[]).includes(point) ? (point as CrashPoint) : null,
     crashAfterBatches: Number(env.TRIBUTARY_CRASH_AFTER_BATCHES ?? 0),
     commitDelayMs: Number(env.TRIBUTARY_FAULT_COMMIT_DELAY_MS ?? 0),
+    foldDelayMs: Number(env.TRIBUTARY_FAULT_FOLD_DELAY_MS ?? 0),
   };
 }

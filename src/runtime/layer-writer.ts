@@ -104,6 +104,11 @@ export class LayerWriter {
     reports.gold(delta.position, performance.now() - t);
   }
 
+  /** Gold's write connection, for its compaction when the writer runs inline. */
+  get goldDb(): GoldStore["db"] {
+    return this.gold.db;
+  }
+
   /** Retention over this writer's connections (for the inline committer). */
   retention(options: RetentionOptions): Retention {
     return new Retention(this.bronze.db, this.silver.db, this.gold.db, options, this.silver.entities);

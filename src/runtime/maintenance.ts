@@ -8,6 +8,7 @@
 import { existsSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import { layerPath, type Layer } from "../sinks/database.js";
+import { GoldFolder } from "../sinks/gold-layout.js";
 
 export const LAYERS: readonly Layer[] = ["bronze", "silver", "gold"];
 
@@ -25,6 +26,8 @@ export interface LayerReport {
   readonly autoVacuum: "none" | "full" | "incremental";
   /** False when a reader kept the WAL from being truncated (it is truncated at a later run). */
   readonly walTruncated: boolean;
+  /** Gold: summaries its compaction brought up to date (null for the other layers). */
+  readonly folded: number | null;
   readonly ms: number;
 }
 
@@ -54,6 +57,49 @@ export function vacuumSteps(db: Database.Database, maxSteps = 4): number {
   return freed;
 }
 
+/** How often the daemon looks whether a fold of gold's recent days is due. */
+const FOLD_CHECK_MS = 1_000;
+
+/**
+ * Folds gold's recent days into its history whenever a fold is due (see `sinks/gold-layout.ts`),
+ * one chunk at a time on `db`, and leaves the write lock to the commits between chunks for as long
+ * as each took. A busy file is tried again at the next check; other failures go to `onError`.
+ * `pauseMs` (a test's fault delay) waits that long after each of the fold's transactions, so a
+ * test can kill the process while a fold is half done.
+ */
+export function foldInBackground(db: Database.Database, onError: (message: string) => void = () => undefined, pauseMs = 0): { stop(): void } {
+  const folder = new GoldFolder(db);
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  let folding = false;
+  const next = () => {
+    if (stopped) return;
+    let wait = FOLD_CHECK_MS;
+    try {
+      if (!folding) {
+        folding = folder.begin();
+        if (folding) wait = pauseMs;
+      } else {
+        const s = folder.move();
+        folding = s.more;
+        if (folding) wait = Math.max(5, Math.ceil(s.ms), pauseMs);
+      }
+    } catch (err) {
+      if (!/busy|locked/i.test((err as Error).message)) onError((err as Error).message);
+    }
+    timer = setTimeout(next, wait);
+    timer.unref();
+  };
+  timer = setTimeout(next, FOLD_CHECK_MS);
+  timer.unref();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
 /**
  * Optimizes one layer file. `full` first converts a file without incremental vacuum (a VACUUM,
  * which rewrites it: the caller must hold the data dir's writer lock).
@@ -64,6 +110,8 @@ export function optimizeLayer(dataDir: string, layer: Layer, options: { full?: b
   const db = new Database(layerPath(dataDir, layer), { fileMustExist: true, timeout: options.busyTimeout ?? 10_000 });
   try {
     const freePagesBefore = Number(db.pragma("freelist_count", { simple: true }));
+    // Gold's compaction: every day that can be summed into the customers' summaries is.
+    const folded = layer === "gold" && GoldFolder.applies(db) ? new GoldFolder(db).run({ force: true }) : null;
     if (options.full && Number(db.pragma("auto_vacuum", { simple: true })) !== 2) {
       db.pragma("auto_vacuum = INCREMENTAL");
       db.exec("VACUUM");
@@ -89,6 +137,7 @@ export function optimizeLayer(dataDir: string, layer: Layer, options: { full?: b
       freePagesAfter,
       autoVacuum,
       walTruncated: busy?.busy === 0,
+      folded,
       ms: performance.now() - started,
     };
   } finally {

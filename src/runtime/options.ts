@@ -114,5 +114,6 @@ export function committerOptions(r: ResolvedOptions): CommitterOptions {
     retention: { bronzeMs: config.retention.bronze, silverMs: config.retention.silver, everyMs: config.retention.pruneEvery },
     optimizeEveryMs: config.storage.optimizeEvery,
     onPruneFailed: (error) => log.warn({ event: "prune_failed", error }, "retention failed; it retries next round"),
+    onFoldFailed: (error) => log.warn({ event: "fold_failed", error }, "gold's compaction failed; it retries at the next check"),
   };
 }

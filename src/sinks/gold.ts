@@ -13,6 +13,7 @@ import { isoTimeSql } from "./silver.js";
 import { DAY_MS } from "../timestamps.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { DAY_COLUMNS, DAY_MERGE, FEATURE_COLUMNS, FEATURE_MERGE, FEATURE_SUMMARY_MERGE, LAYOUT_MIGRATION, LIFETIME_TOTALS_SQL, lateStatements, summarized, summarizedSql, type LayoutState } from "./gold-layout.js";
 
 /** `customer_features` in readable units; both schema versions create it the same way. */
 const FEATURES_CURRENT_VIEW = `
@@ -28,6 +29,25 @@ const FEATURES_CURRENT_VIEW = `
       interaction_count, event_count,
       strftime('%Y-%m-%dT%H:%M:%fZ', registration_at / 1000.0, 'unixepoch') AS registration_date
     FROM customer_features;`;
+
+/** `customer_features` from a `totals` CTE of lifetime totals per customer (schema 3 on). */
+const customerFeaturesView = (totals: string) => `
+  CREATE VIEW customer_features AS
+    WITH totals AS (${totals}
+    ),
+    ids AS (SELECT customer_id FROM customer_profile UNION SELECT customer_id FROM totals)
+    SELECT ids.customer_id,
+      coalesce(p.customer_segment, 'unknown') AS customer_segment,
+      p.registration_at,
+      coalesce(t.purchase_frequency, 0) AS purchase_frequency,
+      coalesce(t.total_spend_micros, 0) AS total_spend_micros,
+      t.first_transaction_at,
+      t.last_transaction_at,
+      coalesce(t.session_count, 0) AS session_count,
+      coalesce(t.session_ms, 0) AS session_ms,
+      coalesce(t.interaction_count, 0) AS interaction_count,
+      coalesce(t.event_count, 0) AS event_count
+    FROM ids LEFT JOIN totals t ON t.customer_id = ids.customer_id LEFT JOIN customer_profile p ON p.customer_id = ids.customer_id;`;
 
 /**
  * `Math.round(x × 10^digits) / 10^digits` in SQL, as the feature reader rounds: the same IEEE
@@ -256,6 +276,16 @@ export const GOLD_MIGRATIONS: readonly string[] = [
   ALTER TABLE feature_daily ADD COLUMN min_at INTEGER;
   ALTER TABLE feature_daily ADD COLUMN max_at INTEGER;
   `,
+  // v7: buckets keyed by day, so a commit's upserts share the pages of the current day whatever
+  // the number of customers, and each customer's totals over the days before a boundary in a
+  // summary, folded in large sorted batches: see gold-layout.ts. customer_features reads the
+  // summaries and the buckets from the boundary on.
+  `
+  ${LAYOUT_MIGRATION}
+  ${customerFeaturesView(LIFETIME_TOTALS_SQL)}
+  ${FEATURES_CURRENT_VIEW}
+  ${featuresTodayViewSql()};
+  `,
 ];
 
 /** Days of silver history one backfill transaction covers: the unit of progress and of resumption. */
@@ -297,71 +327,56 @@ interface HeldFeature {
 /** The gold layer's file and statements. */
 export class GoldStore {
   readonly db: Database;
-  private readonly upsertDay: Statement;
-  private readonly upsertProfile: Statement;
-  private readonly setPosition: Statement;
-  private readonly upsertFeature: Statement;
   private readonly applyTx: (delta: GoldDelta) => void;
 
   constructor(dataDir: string, storage: StorageOptions) {
     this.db = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
     const db = this.db;
-    // min()/max() over coalesce() keeps NULL only when both sides are NULL; max_at's plain max()
-    // keeps a bucket's unknown (NULL, written before v6) latest time unknown.
-    this.upsertDay = db.prepare(
-      `INSERT INTO customer_daily (customer_id, day, tx_count, tx_spend_micros, tx_first_at, tx_last_at, session_count, session_ms, interaction_count, event_count, max_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (customer_id, day) DO UPDATE SET
-         tx_count = tx_count + excluded.tx_count,
-         tx_spend_micros = tx_spend_micros + excluded.tx_spend_micros,
-         tx_first_at = min(coalesce(tx_first_at, excluded.tx_first_at), coalesce(excluded.tx_first_at, tx_first_at)),
-         tx_last_at = max(coalesce(tx_last_at, excluded.tx_last_at), coalesce(excluded.tx_last_at, tx_last_at)),
-         session_count = session_count + excluded.session_count,
-         session_ms = session_ms + excluded.session_ms,
-         interaction_count = interaction_count + excluded.interaction_count,
-         event_count = event_count + excluded.event_count,
-         max_at = max(max_at, excluded.max_at)`,
+    const values = (n: number) => Array.from({ length: n }, () => "?").join(", ");
+    const upsertDay = db.prepare(
+      `INSERT INTO customer_daily (${DAY_COLUMNS.join(", ")}) VALUES (${values(DAY_COLUMNS.length)}) ON CONFLICT (day, customer_id) DO UPDATE SET ${DAY_MERGE}`,
     );
-    this.upsertProfile = db.prepare(
+    const upsertFeature = db.prepare(
+      `INSERT INTO feature_daily (${FEATURE_COLUMNS.join(", ")}) VALUES (${values(FEATURE_COLUMNS.length)}) ON CONFLICT (day, customer_id, feature) DO UPDATE SET ${FEATURE_MERGE}`,
+    );
+    const late = lateStatements(db);
+    const listDay = db.prepare("INSERT OR IGNORE INTO gold_days (day) VALUES (?)");
+    const layout = db.prepare("SELECT summarized_to, moving_to, cursor FROM gold_layout");
+    const upsertProfile = db.prepare(
       `INSERT INTO customer_profile (customer_id, customer_segment, registration_at, profile_seq) VALUES (?, ?, ?, ?)
        ON CONFLICT (customer_id) DO UPDATE SET customer_segment = excluded.customer_segment,
          registration_at = excluded.registration_at, profile_seq = excluded.profile_seq
        WHERE excluded.profile_seq > customer_profile.profile_seq`,
     );
-    this.setPosition = db.prepare(
+    const setPosition = db.prepare(
       `INSERT INTO checkpoint (layer, position) VALUES ('gold', ?) ON CONFLICT (layer) DO UPDATE SET position = excluded.position`,
     );
-    this.upsertFeature = db.prepare(
-      `INSERT INTO feature_daily (feature, customer_id, day, n, total, lo, hi, min_at, max_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (customer_id, day, feature) DO UPDATE SET
-         n = n + excluded.n,
-         total = total + excluded.total,
-         lo = min(coalesce(lo, excluded.lo), coalesce(excluded.lo, lo)),
-         hi = max(coalesce(hi, excluded.hi), coalesce(excluded.hi, hi)),
-         min_at = min(min_at, excluded.min_at),
-         max_at = max(max_at, excluded.max_at)`,
-    );
     const tx = db.transaction((delta: GoldDelta) => {
+      const l = layout.get() as LayoutState;
+      const days = new Set<number>();
+      const lateCustomers: string[] = [];
       for (const d of delta.days) {
-        this.upsertDay.run(
-          d.customer_id,
-          d.day,
-          d.tx_count,
-          d.tx_spend_micros,
-          d.tx_first_at,
-          d.tx_last_at,
-          d.session_count,
-          d.session_ms,
-          d.interaction_count,
-          d.event_count,
-          d.max_at,
-        );
+        const totals = [d.tx_count, d.tx_spend_micros, d.tx_first_at, d.tx_last_at, d.session_count, d.session_ms, d.interaction_count, d.event_count] as const;
+        upsertDay.run(d.customer_id, d.day, ...totals, d.max_at);
+        days.add(d.day);
+        if (summarized(l, d.customer_id, d.day)) {
+          // A late record, for a day already summed into the customer's summary: it goes there too.
+          late.summary.run(d.customer_id, ...totals, d.day, d.day);
+          lateCustomers.push(d.customer_id);
+        }
       }
-      for (const p of delta.profiles) {
-        this.upsertProfile.run(p.customer_id, p.customer_segment, p.registration_at, p.bronzeSeq);
+      for (const p of delta.profiles) upsertProfile.run(p.customer_id, p.customer_segment, p.registration_at, p.bronzeSeq);
+      for (const x of delta.features) {
+        upsertFeature.run(x.feature, x.customer_id, x.day, x.n, x.total, x.lo, x.hi, x.min_at, x.max_at);
+        days.add(x.day);
+        if (summarized(l, x.customer_id, x.day)) late.feature.run(x.customer_id, x.feature, x.n, x.total, x.lo, x.hi);
       }
-      for (const x of delta.features) this.upsertFeature.run(x.feature, x.customer_id, x.day, x.n, x.total, x.lo, x.hi, x.min_at, x.max_at);
-      this.setPosition.run(delta.position);
+      if (lateCustomers.length > 0) {
+        late.promote[0]!.run(JSON.stringify(lateCustomers));
+        late.promote[1]!.run();
+      }
+      for (const day of days) listDay.run(day);
+      setPosition.run(delta.position);
     });
     this.applyTx = (delta) => tx.immediate(delta);
   }
@@ -403,7 +418,7 @@ export class GoldStore {
     const position = this.position();
     for (const h of removed) {
       this.db.transaction(() => {
-        this.db.prepare("DELETE FROM feature_daily WHERE feature = ?").run(h.name);
+        this.dropFeatureBuckets(h.name);
         this.db.prepare("DELETE FROM feature_defs WHERE name = ?").run(h.name);
       }).immediate();
       options.log.info({ event: "feature_dropped", feature: h.name }, `dropped custom feature ${h.name} from gold`);
@@ -433,12 +448,18 @@ export class GoldStore {
     this.db.transaction(() => this.db.exec(`DROP VIEW IF EXISTS customer_features_today; ${sql};`)).immediate();
   }
 
+  /** Removes a custom feature's buckets and summaries. */
+  private dropFeatureBuckets(name: string): void {
+    this.db.prepare("DELETE FROM feature_daily WHERE feature = ?").run(name);
+    this.db.prepare("DELETE FROM feature_summary WHERE feature = ?").run(name);
+  }
+
   private backfill(c: CustomFeature, position: number, log: Logger): void {
     const h = this.db.prepare("SELECT hash, backfill_position, backfilled_through_day, complete FROM feature_defs WHERE name = ?").get(c.name) as HeldFeature | undefined;
     const resume = h !== undefined && h.hash === c.hash && h.complete === 0 && h.backfill_position === position;
     if (!resume) {
       this.db.transaction(() => {
-        this.db.prepare("DELETE FROM feature_daily WHERE feature = ?").run(c.name);
+        this.dropFeatureBuckets(c.name);
         this.db
           .prepare(
             `INSERT INTO feature_defs (name, hash, definition, backfill_position, backfilled_through_day, complete) VALUES (?, ?, ?, ?, NULL, 0)
@@ -460,6 +481,13 @@ export class GoldStore {
        SELECT ?, customer_id, ${floorDay(q.time)} AS d, count(*), ${q.total}, min(${q.value}), max(${q.value}), min(${q.time}), max(${q.time})
        FROM silver.${q.table} WHERE bronze_seq <= ? AND ${q.time} >= ? AND ${q.time} < ?${q.where} GROUP BY customer_id, d`,
     );
+    // The chunk's days that the customers' summaries cover go into them too (a fold may be under way).
+    const summarize = this.db.prepare(
+      `INSERT INTO feature_summary SELECT customer_id, feature, sum(n), total(total), min(lo), max(hi)
+       FROM feature_daily, gold_layout l WHERE feature = ? AND day >= ? AND day <= ? AND ${summarizedSql()} GROUP BY customer_id, feature
+       ON CONFLICT (customer_id, feature) DO UPDATE SET ${FEATURE_SUMMARY_MERGE}`,
+    );
+    const list = this.db.prepare("INSERT OR IGNORE INTO gold_days (day) SELECT DISTINCT day FROM feature_daily WHERE feature = ? AND day >= ? AND day <= ?");
     const mark = this.db.prepare("UPDATE feature_defs SET backfilled_through_day = ? WHERE name = ?");
     const started = Date.now();
     log.info({ event: "feature_backfill", feature: c.name, fromDay: from, lastDay, resumed: resume }, `backfilling custom feature ${c.name} from silver`);
@@ -467,6 +495,8 @@ export class GoldStore {
       const to = Math.min(lastDay, from + BACKFILL_CHUNK_DAYS - 1);
       const chunk = this.db.transaction(() => {
         const r = insert.run(c.name, position, from * DAY_MS, (to + 1) * DAY_MS, ...q.params);
+        summarize.run(c.name, from, to);
+        list.run(c.name, from, to);
         mark.run(to, c.name);
         return r.changes;
       });
