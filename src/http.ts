@@ -161,7 +161,7 @@ export async function startHttpServer(
     if (!target.startsWith("/")) return send(res, 400, { error: "the request target must be a path" });
     const q = target.indexOf("?");
     const pathname = q < 0 ? target : target.slice(0, q);
-    const query = new URLSearchParams(q < 0 ? "" : target.slice(q + 1));
+    const query = q < 0 ? null : new URLSearchParams(target.slice(q + 1));
 
     const auth = authorize ? authorize(req.headers.authorization) : "ok";
     if (pathname !== "/healthz" && auth !== "ok") {
@@ -192,7 +192,7 @@ export async function startHttpServer(
       } catch {
         return send(res, 400, { error: "the customer id is not valid percent-encoded UTF-8" });
       }
-      const asOfParam = query.get("as_of");
+      const asOfParam = query?.get("as_of") ?? null;
       let asOf: number | undefined;
       if (asOfParam !== null) {
         const t = parseAsOf(asOfParam);
