@@ -108,7 +108,8 @@ async function runTopology(task: LookupTopologyTask, send: (m: TopologyToParent)
   });
   const cpu0 = process.cpuUsage();
   await topology.start();
-  while (topology.stats.bronze < task.preloaded) await new Promise((r) => setTimeout(r, 50));
+  // Drained: every preloaded message in bronze, and gold caught up with bronze.
+  while (topology.stats.bronze < task.preloaded || topology.stats.goldPosition < topology.stats.bronze) await new Promise((r) => setTimeout(r, 50));
   const drainSeconds = (performance.now() - t0) / 1000;
   const gold = new Database(layerPath(task.dataDir, "gold"), { readonly: true });
   const goldCustomers = gold.prepare("SELECT count(*) FROM customer_features").pluck().get() as number;

@@ -284,22 +284,53 @@ export function formatReport(r: BenchResults): string {
   }
   if (r.scaling) {
     out.push("");
-    out.push(`scaling (${int(r.scaling.events)} events per point; cost per event over the whole run and its second half)`);
+    out.push(`scaling (${int(r.scaling.events)} events per point; cost per event over the whole run and its second half; CPU is the tributary process's, all threads)`);
+    const withBase = r.scaling.points.some((p) => p.baseline);
     out.push(
       table(
-        ["point", "events/s", "2nd half ev/s", "µs/event", "2nd half µs/ev", "peak RSS MB", "gold customers", "dedupe ids held"],
+        [
+          "point",
+          "events/s",
+          "2nd half ev/s",
+          "µs/event",
+          "2nd half µs/ev",
+          "CPU µs/ev",
+          "2nd half CPU µs/ev",
+          ...(withBase ? ["baseline ev/s", "baseline CPU µs/ev", "2nd half", "baseline RSS MB"] : []),
+          "peak RSS MB",
+          "gold customers",
+          "dedupe ids held",
+        ],
         r.scaling.points.map((p) => [
           `${p.label}${p.series === "dedupe" ? ` (${p.customers.toLocaleString("en-US")} cust.)` : ""}`,
           int(p.eps),
           p.secondHalfEps ? int(p.secondHalfEps) : "-",
           f1(p.usPerEvent),
           p.secondHalfUsPerEvent ? f1(p.secondHalfUsPerEvent) : "-",
+          p.cpuUsPerEvent === undefined ? "-" : f1(p.cpuUsPerEvent),
+          p.secondHalfCpuUsPerEvent ? f1(p.secondHalfCpuUsPerEvent) : "-",
+          ...(withBase
+            ? [
+                p.baseline ? int(p.baseline.eps) : "-",
+                p.baseline ? f1(p.baseline.cpuUsPerEvent) : "-",
+                p.baseline?.secondHalfCpuUsPerEvent ? f1(p.baseline.secondHalfCpuUsPerEvent) : "-",
+                p.baseline?.peakRssMb ? f1(p.baseline.peakRssMb) : "-",
+              ]
+            : []),
           f1(p.peakRssMb),
           int(p.goldCustomers),
           p.dedupeHeld === null ? "-" : int(p.dedupeHeld),
         ]),
       ),
     );
+    const g = r.scaling.cpuGrowth;
+    if (g) {
+      const b = r.scaling.baselineCpuGrowth;
+      out.push(
+        `  CPU per event (second half), largest ÷ smallest state: customers ${g.customers === null ? "-" : f2(g.customers)}×, dedupe ${g.dedupe === null ? "-" : f2(g.dedupe)}×` +
+          (b ? `; baseline: customers ${b.customers === null ? "-" : f2(b.customers)}×, dedupe ${b.dedupe === null ? "-" : f2(b.dedupe)}×` : ""),
+      );
+    }
   }
   if (r.lookup) {
     out.push("");

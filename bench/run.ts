@@ -135,7 +135,7 @@ function parseOptions(argv: string[]): Options {
     .option("--loads <list>", "latency loads as fractions of tributary's throughput (default 0.5,0.8; 0.5 with --quick)", loadList)
     .option("--scaling-events <n>", "events per scaling point", positiveInt, 1_200_000)
     .option("--scaling-customers <list>", "distinct customers per point", intList, [10_000, 100_000, 1_000_000])
-    .option("--scaling-dedupe <list>", "dedupe.maxEntries per point", intList, [10_000, 1_000_000])
+    .option("--scaling-dedupe <list>", "dedupe.maxEntries per point (none: no dedupe series)", (v) => (v === "none" ? [] : intList(v)), [10_000, 1_000_000])
     .option("--config <file>", "tributary configuration (YAML/JSON, as for `tributary run`) for every tributary run; nats and dataDir are the bench's")
     .option("--naive-defaults-events <n>", "also run the naive consumer with SQLite's default pragmas on the first N events (0 = skip)", (v) => (v === "0" ? 0 : positiveInt(v)), 20_000)
     .option("--tributary-node-flags <flags>", `Node/V8 flags for every tributary process (default: "${RECOMMENDED_NODE_FLAGS.join(" ")}", what the tributary command runs with; "" for none)`)
@@ -421,6 +421,7 @@ async function main(): Promise<void> {
         seed: o.seed,
         config: overrides,
         execArgv: tribFlags,
+        baselineWorker,
         log,
       }));
     }

@@ -24,7 +24,17 @@ export interface ScalingOptions {
   readonly config?: Omit<ConfigInput, "nats" | "dataDir">;
   /** Node flags for the tributary processes. */
   readonly execArgv?: string[];
+  /** Another build's `dist/bench/worker.js`, run on the same stream right after this build at every point (a same-run A/B). */
+  readonly baselineWorker?: string;
   readonly log: (line: string) => void;
+}
+
+/** One build's cost at a point: wall time and CPU time per event, over the run and over its second half, and its peak RSS. */
+export interface PointCost {
+  readonly eps: number;
+  readonly cpuUsPerEvent: number;
+  readonly secondHalfCpuUsPerEvent: number | null;
+  readonly peakRssMb: number;
 }
 
 export interface ScalingPoint {
@@ -47,6 +57,11 @@ export interface ScalingPoint {
   /** Ids held by the dedupe window at the end. */
   readonly dedupeHeld: number | null;
   readonly bytesPerEvent: { bronze: number; silver: number; gold: number };
+  /** CPU time of the tributary process per event (all its threads), over the run and over its second half. */
+  readonly cpuUsPerEvent: number;
+  readonly secondHalfCpuUsPerEvent: number | null;
+  /** The `--baseline` build on the same stream, when given. */
+  readonly baseline?: PointCost;
 }
 
 export interface ScalingResult {
@@ -58,6 +73,9 @@ export interface ScalingResult {
    */
   readonly growth: { customers: number | null; dedupe: number | null };
   readonly range: { customers: number | null; dedupe: number | null };
+  /** The same growth in CPU time per event (second half), for this build and for the baseline. */
+  readonly cpuGrowth: { customers: number | null; dedupe: number | null };
+  readonly baselineCpuGrowth?: { customers: number | null; dedupe: number | null };
 }
 
 const DEFAULT_DEDUPE = { maxEntries: 200_000, window: "7d" };
@@ -70,10 +88,24 @@ function rangeOf(points: ScalingPoint[]): number | null {
   return Math.max(...costs) / Math.min(...costs);
 }
 
-function growthOf(points: ScalingPoint[], size: (p: ScalingPoint) => number): number | null {
+function growthOf(points: ScalingPoint[], size: (p: ScalingPoint) => number, cost: (p: ScalingPoint) => number | null = costOf): number | null {
   if (points.length < 2) return null;
   const sorted = [...points].sort((a, b) => size(a) - size(b));
-  return costOf(sorted.at(-1)!) / costOf(sorted[0]!);
+  const [hi, lo] = [cost(sorted.at(-1)!), cost(sorted[0]!)];
+  return hi === null || lo === null ? null : hi / lo;
+}
+
+const cpuCostOf = (p: ScalingPoint) => p.secondHalfCpuUsPerEvent ?? p.cpuUsPerEvent;
+const baselineCostOf = (p: ScalingPoint) => (p.baseline ? (p.baseline.secondHalfCpuUsPerEvent ?? p.baseline.cpuUsPerEvent) : null);
+
+function costAt(r: PhaseResult, events: number): PointCost {
+  const half = r.secondHalfCpuSeconds as number | null;
+  return {
+    eps: r.eps,
+    cpuUsPerEvent: (r.cpuSeconds / events) * 1e6,
+    secondHalfCpuUsPerEvent: half === null ? null : (half / (events - Math.ceil(events / 2))) * 1e6,
+    peakRssMb: r.peakRssMb,
+  };
 }
 
 /**
@@ -117,6 +149,20 @@ export async function scaling(o: ScalingOptions): Promise<ScalingResult> {
         }, { execArgv: o.execArgv });
         const files = r.files as { bronze: number; silver: number; gold: number };
         const half = r.secondHalfEps as number | null;
+        let baseline: PointCost | undefined;
+        if (o.baselineWorker) {
+          const baseDir = mkdtempSync(join(tmpdir(), "tributary-bench-scale-base-"));
+          try {
+            const b = await runWorker<PhaseResult>(
+              { kind: "tributary", url: o.url, stream: s.name, subjects: s.subjects, consumer: `scale-base-${i}`, events: o.events, dataDir: baseDir, config },
+              { execArgv: o.execArgv, worker: o.baselineWorker },
+            );
+            baseline = costAt(b, o.events);
+          } finally {
+            rmSync(baseDir, { recursive: true, force: true });
+          }
+        }
+        const cost = costAt(r, o.events);
         const point: ScalingPoint = {
           series: p.series,
           label,
@@ -132,11 +178,17 @@ export async function scaling(o: ScalingOptions): Promise<ScalingResult> {
           goldCustomers: r.customers as number,
           dedupeHeld: r.dedupeEntries as number | null,
           bytesPerEvent: { bronze: files.bronze / o.events, silver: files.silver / o.events, gold: files.gold / o.events },
+          cpuUsPerEvent: cost.cpuUsPerEvent,
+          secondHalfCpuUsPerEvent: cost.secondHalfCpuUsPerEvent,
+          ...(baseline ? { baseline } : {}),
         };
         points.push(point);
         o.log(
           `  ${Math.round(point.eps)} ev/s (second half ${half ? Math.round(half) : "?"}), peak RSS ${point.peakRssMb.toFixed(0)} MB, ` +
-            `gold customers ${point.goldCustomers}, dedupe ids held ${point.dedupeHeld}`,
+            `gold customers ${point.goldCustomers}, dedupe ids held ${point.dedupeHeld}; CPU ${point.cpuUsPerEvent.toFixed(1)} µs/event (second half ${point.secondHalfCpuUsPerEvent?.toFixed(1) ?? "?"})` +
+            (baseline
+              ? `; baseline ${Math.round(baseline.eps)} ev/s, CPU ${baseline.cpuUsPerEvent.toFixed(1)} µs/event (second half ${baseline.secondHalfCpuUsPerEvent?.toFixed(1) ?? "?"}), peak RSS ${baseline.peakRssMb.toFixed(0)} MB`
+              : ""),
         );
       } finally {
         rmSync(dataDir, { recursive: true, force: true });
@@ -158,6 +210,18 @@ export async function scaling(o: ScalingOptions): Promise<ScalingResult> {
       dedupe: growthOf(points.filter((p) => p.series === "dedupe"), (p) => p.dedupeMaxEntries),
     },
     range: { customers: rangeOf(points.filter((p) => p.series === "customers")), dedupe: rangeOf(points.filter((p) => p.series === "dedupe")) },
+    cpuGrowth: {
+      customers: growthOf(points.filter((p) => p.series === "customers"), (p) => p.customers, cpuCostOf),
+      dedupe: growthOf(points.filter((p) => p.series === "dedupe"), (p) => p.dedupeMaxEntries, cpuCostOf),
+    },
+    ...(o.baselineWorker
+      ? {
+          baselineCpuGrowth: {
+            customers: growthOf(points.filter((p) => p.series === "customers"), (p) => p.customers, baselineCostOf),
+            dedupe: growthOf(points.filter((p) => p.series === "dedupe"), (p) => p.dedupeMaxEntries, baselineCostOf),
+          },
+        }
+      : {}),
   };
 }
 

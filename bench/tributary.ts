@@ -48,9 +48,13 @@ export async function runTributary(o: TributaryPhaseOptions): Promise<PhaseResul
   });
   const half = Math.ceil(o.events / 2);
   let tHalf: number | null = null;
+  let cpuHalf = 0;
   let tGold: number | null = null;
   const sub = topology.stats$.subscribe((s: PipelineStats) => {
-    if (tHalf === null && s.bronze >= half) tHalf = performance.now();
+    if (tHalf === null && s.bronze >= half) {
+      tHalf = performance.now();
+      cpuHalf = cpuSince(cpu0);
+    }
     if (tGold === null && s.bronze >= o.events) {
       tGold = performance.now();
       cpuSeconds = cpuSince(cpu0);
@@ -77,6 +81,8 @@ export async function runTributary(o: TributaryPhaseOptions): Promise<PhaseResul
     drainExitSeconds: (tDone - t0) / 1000,
     peakRssMb: peakRssMb(),
     cpuSeconds,
+    /** CPU seconds of the second half of the events (the larger state). */
+    secondHalfCpuSeconds: tHalf === null ? null : cpuSeconds - cpuHalf,
     endRssMb: rss.samples.at(-1)![1],
     rssSamples: rss.samples,
     files,
