@@ -21,7 +21,7 @@ import { contractSchemas, entitySchema } from "./model/schema.js";
 import { ENTITIES, type Entity } from "./types.js";
 import { BUILTIN_FEATURES, customFeaturesOf, describeCustom, type FeatureDescription } from "./model/features.js";
 import { createLogger, type Logger } from "./log.js";
-import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, NoDataError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
+import { CheckpointError, ConfigError, DataDirLockedError, HttpListenError, NatsUnreachableError, NoDataError, SilverHorizonError, SourceError, StorageError, StreamMismatchError } from "./errors.js";
 import { connectWithRetry, ensureStream } from "./sources/jetstream.js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { countRecords, fileMessages } from "./sources/files.js";
@@ -530,6 +530,7 @@ const ERROR_KINDS: readonly [new (...args: never[]) => Error, number, string][] 
   [StreamMismatchError, 2, "stream error"],
   [NatsUnreachableError, 3, "source error"],
   [SourceError, 1, "source error"],
+  [SilverHorizonError, 2, "storage error"],
   [StorageError, 1, "storage error"],
   [CheckpointError, 1, "commit error"],
 ];

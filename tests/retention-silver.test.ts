@@ -21,6 +21,7 @@ import { trainingSet } from "../src/serving/training-set.js";
 import type { SourceMessage } from "../src/types.js";
 import { tempDirs } from "./helpers/tmp.js";
 import { until } from "./helpers/poll.js";
+import { runCli } from "./helpers/cli.js";
 
 const tmp = tempDirs("retention-silver");
 const DAY = 86_400_000;
@@ -293,9 +294,23 @@ describe("silver retention", () => {
         server.closeAllConnections();
         await new Promise<void>((r) => server.close(() => r()));
       }
+      // On the command line the refusal fails the same way until the instant changes: exit 2, one line.
+      const cli = await runCli(["features", "--data-dir", pruned, "--as-of", iso(H + 12 * 3_600_000)]);
+      expect(cli.code, cli.stderr).toBe(2);
+      expect(cli.stderr.trim().split("\n")).toEqual([expect.stringContaining(refusal)]);
     } finally {
       a.close();
       b.close();
+    }
+    // A horizon recorded with nothing deleted under it yet (retention records it first) refuses nothing.
+    const db = new Database(join(kept, "silver.sqlite"));
+    db.prepare("UPDATE retention SET horizon_day = ?").run(H / DAY);
+    db.close();
+    const c = new FeatureReader(kept);
+    try {
+      for (const T of [H + 12 * 3_600_000, NOW - 499 * DAY + 1]) expect(c.compute(T).length, iso(T)).toBeGreaterThan(0);
+    } finally {
+      c.close();
     }
   });
 

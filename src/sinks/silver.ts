@@ -555,6 +555,24 @@ export function silverHorizon(db: Database): number | null {
   return day === null ? null : day * DAY_MS;
 }
 
+/** Each connection's statement reading the horizon once something under it was deleted. */
+const prunedStatements = new WeakMap<Database, Statement>();
+
+/**
+ * {@link silverHorizon} once retention has deleted anything under it (records or profile
+ * history): retention records the horizon before it deletes, and until the first delete commits
+ * every record is still there. Null otherwise.
+ */
+function prunedHorizon(db: Database): number | null {
+  let read = prunedStatements.get(db);
+  if (read === undefined) {
+    if (silverHorizon(db) === null) return null;
+    prunedStatements.set(db, (read = db.prepare("SELECT CASE WHEN records + history > 0 THEN horizon_day END FROM retention").pluck()));
+  }
+  const day = read.get() as number | null;
+  return day === null ? null : day * DAY_MS;
+}
+
 /**
  * Refuses, with a {@link SilverHorizonError} naming the horizon, features as of `asOf` that needed silver's
  * records from before {@link silverHorizon}: their partial days (today up to T, the first day of
@@ -566,7 +584,7 @@ export function checkSilverHorizon(db: Database, asOf: number, windowsMs: readon
   let earliest = asOf % DAY_MS === 0 ? Number.POSITIVE_INFINITY : Math.floor(asOf / DAY_MS) * DAY_MS;
   for (const w of windowsMs) if ((asOf - w) % DAY_MS !== 0) earliest = Math.min(earliest, asOf - w);
   if (earliest === Number.POSITIVE_INFINITY) return;
-  const horizon = silverHorizon(db);
+  const horizon = prunedHorizon(db);
   if (horizon === null || earliest >= horizon) return;
   const exactFrom = horizon + Math.max(0, ...windowsMs);
   throw new SilverHorizonError(
