@@ -104,7 +104,7 @@ export function percentiles(values: Float64Array): LatencyPercentiles {
 export async function liveRun(o: LiveRunOptions): Promise<LiveRunResult> {
   const s = benchStream(o.runId, o.tag);
   const dataDir = mkdtempSync(join(tmpdir(), `tributary-bench-${o.tag}-`));
-  const nc = await connect({ servers: o.url });
+  const nc = await connect({ servers: o.url , noAsyncTraces: true });
   await createStream(nc, s);
   await nc.close();
   try {

@@ -147,7 +147,7 @@ export interface LivePublisherResult {
  */
 export async function runLivePublisher(o: LivePublisherOptions): Promise<LivePublisherResult> {
   const total = Math.round(o.rate * o.seconds);
-  const nc = await connect({ servers: o.url, name: "bench-publisher" });
+  const nc = await connect({ servers: o.url, name: "bench-publisher" , noAsyncTraces: true });
   const messages = workloadMessages(o.prefix, { ...o.workload, seed: o.seed, messages: total });
   const sentAt = new Float64Array(total);
   const msPerMsg = 1000 / o.rate;

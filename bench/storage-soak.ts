@@ -184,7 +184,7 @@ export async function storageSoak(o: StorageSoakOptions): Promise<StorageSoakRes
     daemon.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
     const exited = new Promise<number | null>((resolve) => daemon!.once("exit", (code) => resolve(code)));
     // The daemon creates the stream with the configured limits; wait for it.
-    const nc = await connect({ servers: o.url });
+    const nc = await connect({ servers: o.url , noAsyncTraces: true });
     const jsm = await jetstreamManager(nc);
     const deadline = Date.now() + 30_000;
     for (;;) {

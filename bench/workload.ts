@@ -34,7 +34,7 @@ export async function createStream(nc: NatsConnection, s: BenchStream): Promise<
 
 /** Deletes the stream, ignoring a stream that is already gone. */
 export async function deleteStream(url: string, s: BenchStream): Promise<void> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url , noAsyncTraces: true });
   try {
     const jsm = await jetstreamManager(nc);
     await jsm.streams.delete(s.name).catch(() => false);
@@ -45,7 +45,7 @@ export async function deleteStream(url: string, s: BenchStream): Promise<void> {
 
 /** Number of messages the stream holds. */
 export async function streamCount(url: string, s: BenchStream): Promise<number> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url , noAsyncTraces: true });
   try {
     const jsm = await jetstreamManager(nc);
     return (await jsm.streams.info(s.name)).state.messages;
@@ -127,7 +127,7 @@ export async function preload(
   options: WorkloadOptions & { messages: number },
   onProgress?: (n: number) => void,
 ): Promise<{ stored: number; seconds: number }> {
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url , noAsyncTraces: true });
   try {
     await createStream(nc, s);
     const t0 = performance.now();

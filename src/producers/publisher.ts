@@ -53,6 +53,10 @@ export async function publishAll(
   let duplicates = 0;
   let sent = 0;
   let failure: Error | null = null;
+  // Resolved when a publish settles while the loop waits for a free slot. Promise.race over the
+  // pending set would attach a reaction to every pending publish per message: O(inFlight) each,
+  // and those reactions pile up on the publishes until they settle.
+  let slotFreed: (() => void) | null = null;
   for await (const m of messages) {
     if (failure) break;
     const h = m.contentType || m.msgId ? headers() : undefined;
@@ -68,10 +72,15 @@ export async function publishAll(
           failure ??= new Error(`publish to ${m.subject} failed: ${err.message}`, { cause: err });
         },
       )
-      .finally(() => pending.delete(p));
+      .finally(() => {
+        pending.delete(p);
+        const wake = slotFreed;
+        slotFreed = null;
+        wake?.();
+      });
     pending.add(p);
     sent++;
-    if (pending.size >= inFlight) await Promise.race(pending);
+    if (pending.size >= inFlight) await new Promise<void>((resolve) => (slotFreed = resolve));
     if (options.onProgress && sent % 10_000 === 0) options.onProgress(sent);
   }
   await Promise.all(pending);

@@ -59,6 +59,10 @@ export async function connectWithRetry(
         maxReconnectAttempts: -1,
         reconnectTimeWait: 1_000,
         timeout: 5_000,
+        // nats.js otherwise builds an Error (a stack capture) at every request and publish with
+        // an ack, in case it fails: a third of `tributary publish`'s CPU. tributary's errors are
+        // one line; the stack of a timed-out request says nothing the message does not.
+        noAsyncTraces: true,
         ...creds.connectOptions,
       });
       log.info({ event: "connected", server: nc.getServer(), attempt, auth: creds.mode.label, tls: nc.info?.tls_required === true || wantTls }, "connected to NATS");
