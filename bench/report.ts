@@ -323,6 +323,10 @@ export function formatReport(r: BenchResults): string {
         ]),
       ),
     );
+    for (const p of r.scaling.points) {
+      const t = p.tenthsCpuUsPerEvent;
+      if (t) out.push(`  ${p.label}: CPU µs/event by tenth of the run ${t.map(f1).join(", ")}; last tenth ÷ first ${f2(t[9]! / t[0]!)}×`);
+    }
     const g = r.scaling.cpuGrowth;
     if (g) {
       const b = r.scaling.baselineCpuGrowth;

@@ -60,6 +60,8 @@ export interface ScalingPoint {
   /** CPU time of the tributary process per event (all its threads), over the run and over its second half. */
   readonly cpuUsPerEvent: number;
   readonly secondHalfCpuUsPerEvent: number | null;
+  /** CPU µs per event in each tenth of the events (by gold's position), first to last; null when not all were seen. */
+  readonly tenthsCpuUsPerEvent: number[] | null;
   /** The `--baseline` build on the same stream, when given. */
   readonly baseline?: PointCost;
 }
@@ -180,9 +182,12 @@ export async function scaling(o: ScalingOptions): Promise<ScalingResult> {
           bytesPerEvent: { bronze: files.bronze / o.events, silver: files.silver / o.events, gold: files.gold / o.events },
           cpuUsPerEvent: cost.cpuUsPerEvent,
           secondHalfCpuUsPerEvent: cost.secondHalfCpuUsPerEvent,
+          tenthsCpuUsPerEvent: Array.isArray(r.tenthsCpuSeconds) ? (r.tenthsCpuSeconds as number[]).map((c) => (c / (o.events / 10)) * 1e6) : null,
           ...(baseline ? { baseline } : {}),
         };
         points.push(point);
+        const tenths = point.tenthsCpuUsPerEvent;
+        if (tenths) o.log(`  CPU µs/event by tenth: ${tenths.map((t) => t.toFixed(1)).join(", ")}; last ÷ first ${(tenths[9]! / tenths[0]!).toFixed(2)}×`);
         o.log(
           `  ${Math.round(point.eps)} ev/s (second half ${half ? Math.round(half) : "?"}), peak RSS ${point.peakRssMb.toFixed(0)} MB, ` +
             `gold customers ${point.goldCustomers}, dedupe ids held ${point.dedupeHeld}; CPU ${point.cpuUsPerEvent.toFixed(1)} µs/event (second half ${point.secondHalfCpuUsPerEvent?.toFixed(1) ?? "?"})` +

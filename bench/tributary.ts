@@ -50,7 +50,10 @@ export async function runTributary(o: TributaryPhaseOptions): Promise<PhaseResul
   let tHalf: number | null = null;
   let cpuHalf = 0;
   let tGold: number | null = null;
+  // CPU seconds at the gold commit that covers each tenth of the events: how the cost moves as state grows.
+  const tenthMarks: number[] = [];
   const sub = topology.stats$.subscribe((s: PipelineStats) => {
+    while (tenthMarks.length < 10 && s.goldPosition >= Math.ceil(((tenthMarks.length + 1) * o.events) / 10)) tenthMarks.push(cpuSince(cpu0));
     if (tHalf === null && s.bronze >= half) {
       tHalf = performance.now();
       cpuHalf = cpuSince(cpu0);
@@ -83,6 +86,8 @@ export async function runTributary(o: TributaryPhaseOptions): Promise<PhaseResul
     cpuSeconds,
     /** CPU seconds of the second half of the events (the larger state). */
     secondHalfCpuSeconds: tHalf === null ? null : cpuSeconds - cpuHalf,
+    /** CPU seconds spent in each tenth of the events (by gold's position), when all ten were seen. */
+    tenthsCpuSeconds: tenthMarks.length === 10 ? tenthMarks.map((c, i) => c - (i === 0 ? 0 : tenthMarks[i - 1]!)) : null,
     endRssMb: rss.samples.at(-1)![1],
     rssSamples: rss.samples,
     files,
