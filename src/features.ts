@@ -100,7 +100,8 @@ function customerSql(custom: boolean): string {
   const boundary = boundarySql("@id");
   const from = `CASE WHEN ${boundary} <= @dayT THEN min(@head, ${boundary})
     ELSE coalesce((SELECT first_day FROM customer_summary WHERE customer_id = @id), ${boundary}) END`;
-  const days = `SELECT day FROM gold_days, gold_layout l WHERE day <= @dayT AND day >= ${from}`;
+  // The first day as one uncorrelated scalar, so gold_days is a range read of its key, not a scan testing each day.
+  const days = `SELECT day FROM gold_days WHERE day <= @dayT AND day >= (SELECT ${from} FROM gold_layout l)`;
   const parts = [
     `SELECT 0, position, ${nulls(9)} FROM checkpoint WHERE layer = 'gold'`,
     `SELECT 7, ${boundary}, ${nulls(9)} FROM gold_layout l`,
