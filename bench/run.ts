@@ -36,6 +36,7 @@ import { evaluateTargets, formatLookup, formatReport, type BenchResults, type La
 import { chartFromResults } from "./svg.js";
 import { median, natsServerCpuReader } from "./stats.js";
 import { formatTrainingSetReport, trainingSetBench } from "./training-set.js";
+import { storageSoakMain } from "./storage-soak.js";
 import { lookupPhase, type LookupResult } from "./lookup.js";
 
 const DEFAULT_RESULTS_DIR = fileURLToPath(new URL("../../bench/results/", import.meta.url));
@@ -111,6 +112,7 @@ function parseOptions(argv: string[]): Options {
   const program = new Command()
     .name("bench")
     .description("tributary benchmark: ceiling vs naive vs tributary, live latency, scaling, soak, micro-benchmarks")
+    .addHelpText("after", "\n--storage-soak [--periods N --period-seconds S --rate MSG/S --customers N]: only the storage soak (bench/README.md, \"Storage over time\"); --storage-soak --help for its options")
     .option("--events <n>", "events preloaded for the throughput comparison", positiveInt, 200_000)
     .option("--nats <url>", "use this NATS server instead of starting one (streams are created and deleted)")
     .option("--json <file>", "write the results as JSON")
@@ -175,6 +177,9 @@ function summarize(rounds: PhaseResult[]): PhaseSummary & { pick: PhaseResult } 
 }
 
 async function main(): Promise<void> {
+  // The storage soak has options of its own (bench/storage-soak.ts): everything after the flag goes to it.
+  const storageFlag = process.argv.indexOf("--storage-soak");
+  if (storageFlag >= 0) return storageSoakMain([...process.argv.slice(2, storageFlag), ...process.argv.slice(storageFlag + 1)]);
   const o = parseOptions(process.argv);
   if (o.trainingSet) return trainingSetMain(o);
   if (o.lookupOnly) return lookupMain(o);
