@@ -94,7 +94,13 @@ export function table(headers: string[], rows: string[][], left: readonly number
 /** Verdicts for the issue's targets. */
 export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
   const t: Target[] = [];
-  t.push({ name: "tributary / ceiling", target: "≥ 0.70", value: f2(r.ratio_ceiling), met: r.ratio_ceiling >= 0.7 });
+  t.push({ name: "tributary / ceiling", target: "≥ 0.70 (issue 12: ≥ 0.35)", value: f2(r.ratio_ceiling), met: r.ratio_ceiling >= 0.7 });
+  t.push({
+    name: "tributary / single-table floor",
+    target: "≥ 0.70",
+    value: `${f2(r.floor.ratio)} (the floor itself is ${f2(r.floor.ratio_ceiling)}× the ceiling)`,
+    met: r.floor.ratio >= 0.7,
+  });
   const d = r.naive_sqlite_defaults;
   t.push({
     name: "tributary / naive",
@@ -105,12 +111,13 @@ export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
       (d ? `; ${f1(d.ratio)} vs naive on SQLite defaults` : ""),
     met: r.ratio_naive >= 5,
   });
-  const l50 = r.latency.find((l) => Math.abs(l.load - 0.5) < 1e-9);
+  // Every run at 50% counts (`--loads 0.5,0.5,0.5` gives three consecutive ones): each must meet it.
+  const l50 = r.latency.filter((l) => Math.abs(l.load - 0.5) < 1e-9);
   t.push({
-    name: "p99 latency at 50% load",
+    name: `p99 latency at 50% load${l50.length > 1 ? `, each of ${l50.length} runs` : ""}`,
     target: "≤ 100 ms",
-    value: l50 ? `${f1(l50.latencyMs.p99)} ms` : "not measured",
-    met: l50 ? l50.latencyMs.p99 <= 100 : null,
+    value: l50.length ? `${l50.map((l) => f1(l.latencyMs.p99)).join(", ")} ms` : "not measured",
+    met: l50.length ? l50.every((l) => l.latencyMs.p99 <= 100) : null,
   });
   const big = r.scaling?.points.find((p) => p.series === "dedupe" && p.customers >= 1_000_000 && p.dedupeMaxEntries >= 1_000_000);
   t.push({
@@ -129,6 +136,16 @@ export function evaluateTargets(r: Omit<BenchResults, "targets">): Target[] {
       met: g === null ? null : g <= 1.25,
     });
   }
+  // A long run (≥ 10M events): CPU per event in its last tenth against its first.
+  const long = r.scaling?.points.filter((p) => p.tenthsCpuUsPerEvent && r.scaling!.events >= 10_000_000) ?? [];
+  t.push({
+    name: "long run: CPU per event, last tenth ÷ first",
+    target: "≤ 1.25 over ≥ 10M events",
+    value: long.length
+      ? long.map((p) => `${f2(p.tenthsCpuUsPerEvent![9]! / p.tenthsCpuUsPerEvent![0]!)}× (${p.label}, ${int(r.scaling!.events)} events)`).join("; ")
+      : "not measured",
+    met: long.length ? long.every((p) => p.tenthsCpuUsPerEvent![9]! / p.tenthsCpuUsPerEvent![0]! <= 1.25) : null,
+  });
   for (const via of ["http", "in-process"] as const) {
     const p = r.lookup?.probes.find((x) => x.via === via && x.load === "ingest");
     const big = (r.lookup?.customers ?? 0) >= 1_000_000;
