@@ -105,7 +105,7 @@ describe("silver retention and kill -9", () => {
     // Gold keeps every day: table for table the run without retention.
     for (const t of ["customer_daily", "customer_profile", "customer_features", "checkpoint"]) expect(actual[`gold.${t}`], `gold.${t}`).toEqual(reference[`gold.${t}`]);
     // Silver: duplicates, quarantine, counts and profiles whole; event records from the horizon on, and the ids of the others.
-    for (const t of ["customers", "quarantine", "duplicates", "accepted_counts", "checkpoint", "customer_history"]) expect(actual[`silver.${t}`], `silver.${t}`).toEqual(reference[`silver.${t}`]);
+    for (const t of ["customers", "quarantine", "accepted_counts", "checkpoint", "customer_history"]) expect(actual[`silver.${t}`], `silver.${t}`).toEqual(reference[`silver.${t}`]);
     const keptIds: string[] = [];
     let prunedTotal = 0;
     for (const [t, column] of Object.entries(EVENT_TIME)) {
@@ -120,6 +120,20 @@ describe("silver retention and kill -9", () => {
     try {
       expect((db.prepare("SELECT entity || '/' || id FROM pruned_ids").pluck().all() as string[]).sort()).toEqual(keptIds.sort());
       expect(db.prepare("SELECT records FROM retention").pluck().get()).toBe(prunedTotal);
+      // Duplicate entries: the run's, less those of pruned originals, each still counted in duplicates_pruned.
+      const key = (d: Record<string, unknown>) => `${d.entity}/${d.entity_id}`;
+      const pruned = new Set(keptIds);
+      const all = reference["silver.duplicates"] as Record<string, unknown>[];
+      const left = actual["silver.duplicates"] as Record<string, unknown>[];
+      const seqs = new Set(left.map((d) => d.bronze_seq));
+      expect(all.filter((d) => seqs.has(d.bronze_seq)), "entries left are the run's").toEqual(left);
+      const removed = all.filter((d) => !seqs.has(d.bronze_seq));
+      expect(removed.length, "duplicate entries of pruned records removed").toBeGreaterThan(0);
+      expect(removed.filter((d) => !pruned.has(key(d))), "removed only with their original").toEqual([]);
+      const counted = Object.fromEntries(db.prepare("SELECT entity, n FROM duplicates_pruned").raw().all() as [string, number][]);
+      const byEntity: Record<string, number> = {};
+      for (const d of removed) byEntity[d.entity as string] = (byEntity[d.entity as string] ?? 0) + 1;
+      expect(counted).toEqual(byEntity);
       expect(db.pragma("integrity_check", { simple: true })).toBe("ok");
     } finally {
       db.close();

@@ -176,8 +176,17 @@ describe("silver retention", () => {
         ...txs.slice(300, 310).map((t) => tx({ ...t, amount: 99 })),
         tx(late),
       ];
-      await runLive(dir, config(thread), again, () => silverCount(dir, "SELECT count(*) FROM pruned_ids WHERE id = 'late-1'") === 1, "the late record to be applied and deleted");
-      expect(silverCount(dir, "SELECT count(*) FROM duplicates")).toBe(60);
+      // The 50 copies of deleted records leave their entries too (swept: their originals are gone)
+      // and stay counted; the 10 copies of kept records keep theirs until those go.
+      await runLive(
+        dir,
+        config(thread),
+        again,
+        () => silverCount(dir, "SELECT count(*) FROM pruned_ids WHERE id = 'late-1'") === 1 && silverCount(dir, "SELECT count(*) FROM duplicates") === 10,
+        "the late record to be applied and deleted, and the copies of deleted records swept",
+      );
+      expect(readSilver(dir, (db) => db.prepare("SELECT entity_id FROM duplicates ORDER BY entity_id").pluck().all())).toEqual(txs.slice(300, 310).map((t) => t.id).sort());
+      expect(silverCount(dir, "SELECT n FROM duplicates_pruned WHERE entity = 'transactions'")).toBe(50);
       status = readStatus(dir);
       expect(status.duplicates.transactions).toBe(60);
       expect(status.silver.transactions).toBe(501);

@@ -225,7 +225,7 @@ export const CUSTOMER_FIELD = "customer_id";
 
 const NAME = /^[a-z][a-z0-9_]{0,62}$/;
 /** Silver's own tables: an entity may not take their names. */
-const RESERVED_TABLES = new Set(["checkpoint", "quarantine", "duplicates", "accepted_counts", "customer_history", "pending_fill", "retention", "pruned_ids", "quarantine_pruned"]);
+const RESERVED_TABLES = new Set(["checkpoint", "quarantine", "duplicates", "accepted_counts", "customer_history", "pending_fill", "retention", "pruned_ids", "quarantine_pruned", "duplicates_pruned"]);
 const KINDS: readonly FieldKind[] = ["id", "text", "timestamp", "amount", "currency"];
 
 /**

@@ -55,7 +55,12 @@ export function readLayerTotals(db: LayerConnections, entities: readonly EntityD
       gold: readPosition(db.gold, "gold"),
     },
     silver: byEntity("SELECT entity, n FROM accepted_counts"),
-    duplicates: byEntity("SELECT entity, count(*) FROM duplicates GROUP BY entity"),
+    // Entries silver retention deleted are still counted (duplicates_pruned).
+    duplicates: byEntity(
+      tableExists(db.silver, "duplicates_pruned")
+        ? "SELECT entity, sum(n) FROM (SELECT entity, count(*) AS n FROM duplicates GROUP BY entity UNION ALL SELECT entity, n FROM duplicates_pruned) GROUP BY entity"
+        : "SELECT entity, count(*) FROM duplicates GROUP BY entity",
+    ),
     // Entries silver retention deleted are still counted (quarantine_pruned).
     quarantine: db.silver
       .prepare(

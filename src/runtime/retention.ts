@@ -113,18 +113,21 @@ export class Retention {
       // Gold's position: silver is never behind it, and a record gold has not applied stays.
       const bounds = { applied: this.position(this.gold, "gold"), horizonDay: silverHorizonDay(now, this.options.silverMs!), limit };
       const pruner = this.silverPruner;
+      // Rows deleted; the batches also count the duplicate entries the sweep looked at and kept.
+      let removed = 0;
       try {
-        const { total, more } = batches(
+        const { more } = batches(
           () => {
             const r = pruner.prune(bounds);
-            return r.records + r.quarantine + r.history;
+            removed += r.records + r.quarantine + r.history + r.duplicates;
+            return r.records + r.quarantine + r.history + r.duplicates + r.swept;
           },
           limit,
           this.pause ? 2 * budget : budget,
           this.pause,
         );
-        this.silverTotal += total;
-        deleted += total;
+        this.silverTotal += removed;
+        deleted += removed;
         this.silverBacklog = more && this.pause !== undefined;
       } catch (err) {
         this.silverBacklog = false;

@@ -104,6 +104,14 @@ ${[
   CREATE TRIGGER customer_history_prune_guard BEFORE DELETE ON customer_history WHEN OLD.bronze_seq > (SELECT history_cursor FROM retention)
     BEGIN SELECT RAISE(ABORT, 'customer_history deletes only rows retention has reduced'); END;
 ${BUILTIN_ENTITIES.map((e) => pruneGuardSql(e)).join("")}  `,
+  // 5: duplicates under retention. A duplicate's entry goes with its original (same id, the same
+  // event time) and stays counted in duplicates_pruned; entries of copies that arrive after their
+  // original was pruned are swept behind a cursor. Without this the table grew by every copy forever.
+  `
+  CREATE INDEX duplicates_by_id ON duplicates (entity, entity_id);
+  CREATE TABLE duplicates_pruned (entity TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+  ALTER TABLE retention ADD COLUMN duplicates_cursor INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 /**
@@ -405,6 +413,10 @@ export interface SilverPruned {
   readonly records: number;
   readonly quarantine: number;
   readonly history: number;
+  /** Duplicate entries deleted (counted on in `duplicates_pruned`). */
+  readonly duplicates: number;
+  /** Duplicate entries the sweep looked at and kept (their original is not pruned): work, not deletes. */
+  readonly swept: number;
 }
 
 interface PrunedTable {
@@ -432,6 +444,12 @@ export class SilverPruner {
   private readonly state: Statement;
   private readonly advance: Statement;
   private readonly count: Statement;
+  private readonly removeDuplicatesOf: Statement;
+  private readonly nextDuplicates: Statement;
+  private readonly removeDuplicate: Statement;
+  private readonly countDuplicates: Statement;
+  private readonly duplicatesCursor: Statement;
+  private readonly advanceDuplicates: Statement;
   private readonly stepTx: (bounds: SilverPruneBounds) => SilverPruned;
 
   constructor(
@@ -463,6 +481,17 @@ export class SilverPruner {
     this.state = db.prepare("SELECT history_cursor FROM retention").pluck();
     this.advance = db.prepare("UPDATE retention SET horizon_day = max(coalesce(horizon_day, ?), ?), floor = max(floor, ?), history_cursor = max(history_cursor, ?)");
     this.count = db.prepare("UPDATE retention SET records = records + ?, history = history + ?");
+    this.removeDuplicatesOf = db.prepare("DELETE FROM duplicates WHERE entity = ? AND entity_id = ?");
+    this.nextDuplicates = db
+      .prepare(
+        `SELECT d.bronze_seq, d.entity, EXISTS (SELECT 1 FROM pruned_ids p WHERE p.entity = d.entity AND p.id = d.entity_id)
+         FROM duplicates d WHERE d.bronze_seq > ? ORDER BY d.bronze_seq LIMIT ?`,
+      )
+      .raw();
+    this.removeDuplicate = db.prepare("DELETE FROM duplicates WHERE bronze_seq = ?");
+    this.countDuplicates = db.prepare("INSERT INTO duplicates_pruned (entity, n) VALUES (?, ?) ON CONFLICT (entity) DO UPDATE SET n = n + excluded.n");
+    this.duplicatesCursor = db.prepare("SELECT duplicates_cursor FROM retention").pluck();
+    this.advanceDuplicates = db.prepare("UPDATE retention SET duplicates_cursor = max(duplicates_cursor, ?)");
     const tx = db.transaction((bounds: SilverPruneBounds) => this.step(bounds));
     this.stepTx = (bounds) => tx.immediate(bounds);
   }
@@ -504,16 +533,40 @@ export class SilverPruner {
         reach = seq;
       }
     }
-    if (ids.length === 0 && quarantined.length === 0 && reach === cursor) return { records: 0, quarantine: 0, history: 0 };
+    // Duplicate entries behind their cursor whose original is pruned (copies that arrived after it
+    // went). Those whose original is still here go with it, below.
+    const dupCursor = this.duplicatesCursor.get() as number;
+    let dupReach = dupCursor;
+    const strays: [seq: number, entity: string][] = [];
+    const room = limit - records - quarantined.length - replacing.length;
+    let examined = 0;
+    if (room > 0) {
+      for (const [seq, entity, pruned] of this.nextDuplicates.iterate(dupCursor, room) as Iterable<[number, string, number]>) {
+        if (pruned) strays.push([seq, entity]);
+        dupReach = seq;
+        examined++;
+      }
+    }
+    if (ids.length === 0 && quarantined.length === 0 && reach === cursor && dupReach === dupCursor) return { records: 0, quarantine: 0, history: 0, duplicates: 0, swept: 0 };
     // The horizon, floor and cursor are recorded before the first delete, in the same transaction:
     // the delete guards read them, and no reader sees a record missing under an older horizon.
 
     this.advance.run(horizonDay, horizonDay, applied, reach);
+    const duplicatesGone = new Map<string, number>();
+    const gone = (entity: string, n: number) => n > 0 && duplicatesGone.set(entity, (duplicatesGone.get(entity) ?? 0) + n);
     for (const [t, due] of ids) {
       for (const id of due) {
         this.keepId.run(t.entity, id);
         t.remove.run(id);
+        gone(t.entity, this.removeDuplicatesOf.run(t.entity, id).changes);
       }
+    }
+    for (const [seq, entity] of strays) gone(entity, this.removeDuplicate.run(seq).changes);
+    if (dupReach !== dupCursor) this.advanceDuplicates.run(dupReach);
+    let duplicates = 0;
+    for (const [entity, n] of duplicatesGone) {
+      this.countDuplicates.run(entity, n);
+      duplicates += n;
     }
     if (quarantined.length > 0) {
       this.removeQuarantine.run(quarantined[quarantined.length - 1]![0]);
@@ -529,7 +582,7 @@ export class SilverPruner {
     let history = 0;
     for (const [customer, seq] of replacing) history += this.removeHistory.run(customer, seq, before).changes;
     this.count.run(records, history);
-    return { records, quarantine: quarantined.length, history };
+    return { records, quarantine: quarantined.length, history, duplicates, swept: examined - strays.length };
   }
 }
 
