@@ -316,10 +316,32 @@ describe("silver retention", () => {
     db.prepare("UPDATE retention SET horizon_day = ?").run(H / DAY);
     db.close();
     const c = new FeatureReader(kept);
+    const old = NOW - 499 * DAY + 1;
+    let before: unknown;
     try {
-      for (const T of [H + 12 * 3_600_000, NOW - 499 * DAY + 1]) expect(c.compute(T).length, iso(T)).toBeGreaterThan(0);
+      for (const T of [H + 12 * 3_600_000, old]) expect(c.compute(T).length, iso(T)).toBeGreaterThan(0);
+      before = c.compute(old);
     } finally {
       c.close();
+    }
+    // Nor does recovery: gold rebuilt from that silver, and a custom feature backfilled from it, start.
+    for (const x of ["", "-wal", "-shm"]) rmSync(join(kept, "gold.sqlite" + x), { force: true });
+    const rebuilt = createTopology({
+      dataDir: kept,
+      source: { kind: "observable", messages: from([]) },
+      metrics: false,
+      config: { ...config("inline", 0), features: { custom: [{ name: "big_spend", from: "transactions", aggregate: "sum", field: "amount", window: "30d" }] } },
+    });
+    await rebuilt.start();
+    await rebuilt.stop();
+    const d = new FeatureReader(kept);
+    const e = new FeatureReader(kept, { features: rebuilt.custom });
+    try {
+      expect(d.compute(old)).toEqual(before);
+      expect(e.compute(NOW).some((r) => typeof r.big_spend === "number" && r.big_spend > 0)).toBe(true);
+    } finally {
+      d.close();
+      e.close();
     }
   });
 

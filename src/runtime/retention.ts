@@ -13,7 +13,7 @@
  */
 import type { Database } from "better-sqlite3";
 import { pruneBronze } from "../sinks/bronze.js";
-import { SilverPruner, silverHorizon, type SilverStore } from "../sinks/silver.js";
+import { SilverPruner, prunedHorizon, type SilverStore } from "../sinks/silver.js";
 import type { GoldStore } from "../sinks/gold.js";
 import { BUILTIN_ENTITIES, type EntityDefinition } from "../model/entities.js";
 import type { CustomFeature } from "../model/features.js";
@@ -168,7 +168,8 @@ function batches(step: () => number, limit: number, budgetMs: number, pause?: (m
  * @throws StorageError naming the horizon.
  */
 export function checkSilverRetention(silver: SilverStore, gold: GoldStore, custom: readonly CustomFeature[]): void {
-  const horizon = silverHorizon(silver.db);
+  // A horizon recorded with nothing deleted under it yet (retention records it first) has lost nothing.
+  const horizon = prunedHorizon(silver.db);
   if (horizon === null) return;
   const floor = silver.retentionFloor();
   const goldPos = gold.position();

@@ -616,7 +616,7 @@ const prunedStatements = new WeakMap<Database, Statement>();
  * history): retention records the horizon before it deletes, and until the first delete commits
  * every record is still there. Null otherwise.
  */
-function prunedHorizon(db: Database): number | null {
+export function prunedHorizon(db: Database): number | null {
   let read = prunedStatements.get(db);
   if (read === undefined) {
     if (silverHorizon(db) === null) return null;
