@@ -12,6 +12,7 @@ import { GOLD_MIGRATIONS, featureSql } from "./sinks/gold.js";
 import { boundarySql } from "./sinks/gold-layout.js";
 import { BUILTIN_FEATURES, fieldOf, storedUnits, type CustomFeature } from "./model/features.js";
 import { SILVER_MIGRATIONS, checkSilverHorizon } from "./sinks/silver.js";
+import { GoldPresence } from "./sinks/gold-presence.js";
 import { NoDataError, StorageError } from "./errors.js";
 
 /** The built-in feature columns, in output order (the CSV header): the registry's order. */
@@ -101,7 +102,9 @@ function customerSql(custom: boolean): string {
   const from = `CASE WHEN ${boundary} <= @dayT THEN min(@head, ${boundary})
     ELSE coalesce((SELECT first_day FROM customer_summary WHERE customer_id = @id), ${boundary}) END`;
   // The first day as one uncorrelated scalar, so gold_days is a range read of its key, not a scan testing each day.
-  const days = `SELECT day FROM gold_days WHERE day <= @dayT AND day >= (SELECT ${from} FROM gold_layout l)`;
+  // Days the presence bitmaps say hold no bucket of the customer are skipped: bit (day − @base) of @lo, then of @hi, is 0.
+  const days = `SELECT day FROM gold_days WHERE day <= @dayT AND day >= (SELECT ${from} FROM gold_layout l)
+    AND (day < @base OR ((CASE WHEN day - @base < 32 THEN @lo >> (day - @base) ELSE @hi >> (day - @base - 32) END) & 1) = 1)`;
   const parts = [
     `SELECT 0, position, ${nulls(9)} FROM checkpoint WHERE layer = 'gold'`,
     `SELECT 7, ${boundary}, ${nulls(9)} FROM gold_layout l`,
@@ -151,12 +154,19 @@ export class FeatureReader {
   private readonly statements = new Map<string, Statement>();
   /** Gold is older than this reader's schema (a reader does not migrate): lookups go through {@link compute}. */
   private readonly legacyGold: boolean;
+  /** {@link customerSql} for this reader's features, built once: a lookup only looks its statement up. */
+  private readonly customerSql: string;
+  /** The writer's presence bitmaps, when this reader is in its process: a lookup seeks only the days they allow. */
+  private readonly presence: GoldPresence | null;
+  /** A lookup's read transaction when it uses the bitmaps: they are read once its snapshot is taken. */
+  private inSnapshot: ((customerId: string, dayT: number, head: number) => unknown[][]) | null = null;
+  private customerStatement: Statement | null = null;
 
   /**
    * @param options.features custom features to compute besides the built-in ones; gold must hold
    *   each, completely backfilled under the same definition (else a StorageError).
    */
-  constructor(dataDir: string, options: { busyTimeout?: number; features?: readonly CustomFeature[] } = {}) {
+  constructor(dataDir: string, options: { busyTimeout?: number; features?: readonly CustomFeature[]; presence?: SharedArrayBuffer } = {}) {
     for (const layer of ["gold", "silver"] as const) {
       if (!existsSync(layerPath(dataDir, layer))) {
         throw new NoDataError(`no ${layer} data in ${dataDir}: nothing has been written to it yet`);
@@ -166,6 +176,8 @@ export class FeatureReader {
     this.gold = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
     this.silver = openLayer(dataDir, "silver", SILVER_MIGRATIONS, storage);
     this.custom = options.features ?? [];
+    this.customerSql = customerSql(this.custom.length > 0);
+    this.presence = options.presence ? new GoldPresence(options.presence) : null;
     this.legacyGold = Number(this.gold.pragma("user_version", { simple: true })) < GOLD_MIGRATIONS.length;
     try {
       this.checkHeld();
@@ -352,11 +364,32 @@ export class FeatureReader {
   }
 
   /**
+   * The rows of {@link customerSql}. With presence bitmaps, in a read transaction: a first read
+   * takes the snapshot, then the bitmaps are read (every bucket that snapshot holds was marked
+   * before it committed), then the statement skips the days they rule out.
+   */
+  private customerRows(id: string, dayT: number, head: number): unknown[][] {
+    const statement = (this.customerStatement ??= this.gold.prepare(this.customerSql).raw());
+    const presence = this.presence;
+    if (presence === null) return statement.all({ id, dayT, head, base: dayT + 1, lo: 0, hi: 0 }) as unknown[][];
+    if (this.inSnapshot === null) {
+      const start = this.gold.prepare("SELECT position FROM checkpoint WHERE layer = 'gold'").pluck();
+      const read = this.gold.transaction((customerId: string, day: number, from: number) => {
+        start.get();
+        const { base, lo, hi } = presence.mask(customerId, day);
+        return statement.all({ id: customerId, dayT: day, head: from, base, lo, hi }) as unknown[][];
+      });
+      this.inSnapshot = (customerId, day, from) => read(customerId, day, from);
+    }
+    return this.inSnapshot(id, dayT, head);
+  }
+
+  /**
    * One customer's summary, buckets, profile and custom buckets, in one statement: one snapshot of
    * gold. History buckets are read from day `from` on when the summary covers days before `dayT` only.
    */
   private readCustomer(customerId: string, dayT: number, head: number): GoldCustomer {
-    const rows = this.prepared(this.gold, customerSql(this.custom.length > 0)).raw().all({ id: customerId, dayT, head }) as unknown[][];
+    const rows = this.customerRows(customerId, dayT, head);
     const g = { position: 0, boundary: 0, summary: undefined as SummaryRow | undefined, days: [] as DayRow[], profile: undefined as GoldCustomer["profile"], featureSummaries: new Map<string, Bucket>(), features: [] as FeatureBucketRow[] };
     for (const r of rows) {
       const kind = r[0] as number;

@@ -30,6 +30,7 @@ import { recoverLayers } from "./runtime/recovery.js";
 import { CommitLoop, commitFailure } from "./runtime/commit-loop.js";
 import { committerOptions, resolveOptions, type ResolvedOptions, type TopologyOptions } from "./runtime/options.js";
 import { FeatureService, type FeatureLookups } from "./serving/features.js";
+import { GoldPresence } from "./sinks/gold-presence.js";
 import { trainingSet } from "./serving/training-set.js";
 import { readinessOf, topologyEndpoints } from "./serving/endpoints.js";
 import type { CustomFeature } from "./model/features.js";
@@ -85,6 +86,8 @@ export class Topology {
   private started = false;
   private running = false;
   private failure: Error | null = null;
+  /** Which customers have buckets on gold's newest days: the writer marks them, this process's lookups skip the other days. */
+  private readonly presence = new GoldPresence();
 
   constructor(private readonly options: TopologyOptions) {
     ({ config: this.config, custom: this.custom, log: this.log } = this.resolved = resolveOptions(options));
@@ -92,7 +95,7 @@ export class Topology {
     this.metrics = topologyMetrics(options.metrics, window, () => this.jetstream);
     this.run = new RunStats(this.metrics, this.log, () => window.watermark);
     this.stats$ = this.run.stats$;
-    this.serving = new FeatureService(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout, features: this.custom });
+    this.serving = new FeatureService(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout, features: this.custom, presence: this.presence.buffer });
     this.features = { get: (id, asOf) => this.serving.get(id, asOf), all: (asOf) => this.serving.all(asOf) };
     this.done = new Promise<PipelineStats>((resolve, reject) => {
       this.resolveDone = resolve;
@@ -139,7 +142,7 @@ export class Topology {
       this.metrics?.seedPositions({ bronze: bronze.position(), silver: silver.position(), gold: gold.position() });
       // From here on the committer owns the writes.
       local.closeGold();
-      const committer = (this.committer = await openCommitter(committerOptions(this.resolved)));
+      const committer = (this.committer = await openCommitter({ ...committerOptions(this.resolved), presence: this.presence.buffer }));
       const opened = await openSource(this.options.source, { config: this.config, bronze, log: this.log, signal: this.starting.signal, pull: () => loop.pull() });
       this.jetstream = opened.jetstream;
       pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), this.run.timed(stages()), committer);

@@ -11,18 +11,19 @@ import type { EntityDefinition } from "../model/entities.js";
 import { decodeBatch, serializeError, type WorkerReply, type WorkerRequest } from "./committer.js";
 
 const port = parentPort!;
-const { dataDir, storage, faults, features, entities } = workerData as {
+const { dataDir, storage, faults, features, entities, presence } = workerData as {
   dataDir: string;
   storage: StorageOptions;
   faults: Faults;
   features: CustomFeature[];
   entities: EntityDefinition[] | undefined;
+  presence: SharedArrayBuffer | undefined;
 };
 const post = (m: WorkerReply) => port.postMessage(m);
 
 let writer: LayerWriter | null = null;
 try {
-  writer = new LayerWriter(dataDir, storage, faults, features, entities);
+  writer = new LayerWriter(dataDir, storage, faults, features, entities, presence);
   post({ type: "ready" });
 } catch (err) {
   post({ type: "error", id: null, error: serializeError(err) });

@@ -45,12 +45,14 @@ export interface CommitterOptions {
   /** Told when a step of gold's compaction fails for a reason other than a busy file. */
   readonly onFoldFailed?: (message: string) => void;
   readonly thread: CommitThread;
+  /** The buffer of this process's gold presence bitmaps (`sinks/gold-presence.ts`), which the writer keeps for lookups. */
+  readonly presence?: SharedArrayBuffer;
 }
 
 /** Opens a committer; resolves once the layer files are open for writing. */
 export async function openCommitter(options: CommitterOptions): Promise<Committer> {
   if (options.thread === "inline") {
-    const writer = new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? [], options.entities);
+    const writer = new LayerWriter(options.dataDir, options.storage, options.faults, options.features ?? [], options.entities, options.presence);
     const pruner = retains(options.retention) ? writer.retention(options.retention!) : null;
     return new InlineCommitter(writer, pruner, options.retention?.everyMs, options.onPruneFailed, options.onFoldFailed, options.faults.foldDelayMs);
   }
@@ -233,7 +235,7 @@ class WorkerCommitter implements Committer {
 
   static open(options: CommitterOptions): Promise<Committer> {
     const worker = new Worker(workerUrl("commit-worker"), {
-      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults, features: options.features ?? [], entities: options.entities },
+      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults, features: options.features ?? [], entities: options.entities, presence: options.presence },
       // The worker's heap holds a few batches at a time (SQLite's page cache lives outside it);
       // without a limit V8 lets garbage pile up to gigabytes before a full collection.
       resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },

@@ -12,6 +12,7 @@ import { Retention, type RetentionOptions } from "./retention.js";
 import { BronzeStore } from "../sinks/bronze.js";
 import { SilverStore, type Committed, type SilverResult } from "../sinks/silver.js";
 import { GoldStore } from "../sinks/gold.js";
+import { GoldPresence } from "../sinks/gold-presence.js";
 import { SMALL_CACHE_KIB, derivedLayerStorage, type StorageOptions } from "../sinks/database.js";
 import type { CrashPoint, Faults } from "./faults.js";
 
@@ -59,12 +60,13 @@ export class LayerWriter {
     private readonly faults: Faults,
     private readonly features: readonly CustomFeature[] = [],
     entities?: readonly EntityDefinition[],
+    presence?: SharedArrayBuffer,
   ) {
     this.bronze = new BronzeStore(dataDir, { ...storage, cacheKib: SMALL_CACHE_KIB });
     try {
       this.silver = new SilverStore(dataDir, derivedLayerStorage(storage), entities);
       try {
-        this.gold = new GoldStore(dataDir, derivedLayerStorage(storage));
+        this.gold = new GoldStore(dataDir, derivedLayerStorage(storage), presence && new GoldPresence(presence));
       } catch (err) {
         this.silver.close();
         throw err;

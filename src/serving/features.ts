@@ -22,6 +22,8 @@ export interface FeatureSource {
   readonly dataDir: string;
   readonly busyTimeout: number;
   readonly features: readonly CustomFeature[];
+  /** The writer's gold presence bitmaps, when the reader is in the writer's process. */
+  readonly presence?: SharedArrayBuffer;
 }
 
 /**
@@ -41,13 +43,13 @@ export class FeatureService implements FeatureLookups {
    */
   constructor(
     private readonly dataDir: string,
-    private readonly options: { busyTimeout: number; features: readonly CustomFeature[] },
+    private readonly options: { busyTimeout: number; features: readonly CustomFeature[]; presence?: SharedArrayBuffer },
     private readonly invalidation: "told" | "commits" = "told",
   ) {}
 
   /** What another thread needs to serve the same lookups. */
   get source(): FeatureSource {
-    return { dataDir: this.dataDir, busyTimeout: this.options.busyTimeout, features: this.options.features };
+    return { dataDir: this.dataDir, busyTimeout: this.options.busyTimeout, features: this.options.features, presence: this.options.presence };
   }
 
   get(customerId: string, asOf?: number | Date): FeatureRow | null {

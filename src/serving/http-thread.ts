@@ -13,7 +13,7 @@ const { listen, options, lookups } = workerData as HttpThreadData;
 const post = (m: HttpThreadMessage) => port.postMessage(m);
 
 // Not told of commits from here: any commit to gold clears the cache of as-of lookups.
-const service = new FeatureService(lookups.dataDir, { busyTimeout: lookups.busyTimeout, features: lookups.features }, "commits");
+const service = new FeatureService(lookups.dataDir, { busyTimeout: lookups.busyTimeout, features: lookups.features, presence: lookups.presence }, "commits");
 
 const waiting = new Map<number, (value: unknown) => void>();
 let nextId = 1;

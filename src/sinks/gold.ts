@@ -14,6 +14,7 @@ import { DAY_MS } from "../timestamps.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { DAY_COLUMNS, DAY_MERGE, FEATURE_COLUMNS, FEATURE_MERGE, FEATURE_SUMMARY_MERGE, LAYOUT_MIGRATION, LIFETIME_TOTALS_SQL, lateStatements, summarized, summarizedSql, type LayoutState } from "./gold-layout.js";
+import type { GoldPresence } from "./gold-presence.js";
 
 /** `customer_features` in readable units; both schema versions create it the same way. */
 const FEATURES_CURRENT_VIEW = `
@@ -329,9 +330,19 @@ export class GoldStore {
   readonly db: Database;
   private readonly applyTx: (delta: GoldDelta) => void;
 
-  constructor(dataDir: string, storage: StorageOptions) {
+  /**
+   * @param presence the bitmaps this process's lookups skip days with (`gold-presence.ts`): built
+   *   here from gold's newest buckets, then marked for every bucket before it commits. Only the
+   *   layers' writer keeps them, after recovery and backfill.
+   */
+  constructor(
+    dataDir: string,
+    storage: StorageOptions,
+    private readonly presence?: GoldPresence,
+  ) {
     this.db = openLayer(dataDir, "gold", GOLD_MIGRATIONS, storage);
     const db = this.db;
+    presence?.rebuild(db);
     const values = (n: number) => Array.from({ length: n }, () => "?").join(", ");
     const upsertDay = db.prepare(
       `INSERT INTO customer_daily (${DAY_COLUMNS.join(", ")}) VALUES (${values(DAY_COLUMNS.length)}) ON CONFLICT (day, customer_id) DO UPDATE SET ${DAY_MERGE}`,
@@ -357,6 +368,7 @@ export class GoldStore {
       const lateCustomers: string[] = [];
       for (const d of delta.days) {
         const totals = [d.tx_count, d.tx_spend_micros, d.tx_first_at, d.tx_last_at, d.session_count, d.session_ms, d.interaction_count, d.event_count] as const;
+        presence?.mark(d.day, d.customer_id);
         upsertDay.run(d.customer_id, d.day, ...totals, d.max_at);
         days.add(d.day);
         if (summarized(l, d.customer_id, d.day)) {
@@ -367,6 +379,7 @@ export class GoldStore {
       }
       for (const p of delta.profiles) upsertProfile.run(p.customer_id, p.customer_segment, p.registration_at, p.bronzeSeq);
       for (const x of delta.features) {
+        presence?.mark(x.day, x.customer_id);
         upsertFeature.run(x.feature, x.customer_id, x.day, x.n, x.total, x.lo, x.hi, x.min_at, x.max_at);
         days.add(x.day);
         if (summarized(l, x.customer_id, x.day)) late.feature.run(x.customer_id, x.feature, x.n, x.total, x.lo, x.hi);
@@ -510,6 +523,7 @@ export class GoldStore {
   }
 
   close(): void {
+    this.presence?.retire();
     this.db.close();
   }
 }
