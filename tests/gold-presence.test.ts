@@ -3,7 +3,8 @@
  * days, late days, days older than the bitmaps, jumps past them), a customer's mask has the bit
  * of every day it was marked on, and the days after the newest one clear; rebuilt from a real
  * gold file it says the same as the marks did; readers seek every day before the build, after
- * the writer retires them, and while another thread moves the newest day.
+ * the writer retires them, and while another thread moves the newest day; a rebuild cut short by
+ * its budget trusts only the days it read whole.
  */
 import { describe, expect, it } from "vitest";
 import { Worker } from "node:worker_threads";
@@ -105,6 +106,12 @@ describe("GoldPresence", () => {
       for (const day of [20_050, 20_052, 20_090, 20_100]) expect(allows(marked[0]!, day)).toBe(true);
       for (const day of [20_049, 20_051, 20_089, 20_099]) expect(allows(marked[1]!, day)).toBe(true);
       for (let day = 20_100 - PRESENCE_DAYS + 1; day <= 20_100; day++) expect(allows(marked[2]!, day)).toBe(false);
+      // A rebuild that may read only a bucket or so holds the newest day alone: the others are sought.
+      const short = new GoldPresence();
+      short.rebuild(reopened.db, 1);
+      const c3 = short.mask("c3", 20_100);
+      expect(allows(c3, 20_100)).toBe(false);
+      for (let day = 20_100 - PRESENCE_DAYS + 1; day < 20_100; day++) expect(allows(c3, day)).toBe(true);
     } finally {
       reopened.close();
     }

@@ -14,7 +14,7 @@
  * time the reader looks, which is why the writer marks before its COMMIT and a reader looks after
  * its read transaction has started (`FeatureReader.lookup`).
  *
- * Layout of the buffer (Int32 words): [generation, newest day], then D = {@link PRESENCE_DAYS}
+ * Layout of the buffer (Int32 words): [generation, newest day, oldest day built], then D = {@link PRESENCE_DAYS}
  * bitmaps of {@link PRESENCE_BITS} bits; day d is slot d mod D, for the D days up to the newest
  * one. The generation is odd while the layout is stable and even while the writer moves the
  * newest day (clearing the slots it reuses) or rebuilds; a reader that sees it even, or changed
@@ -28,10 +28,14 @@ export const PRESENCE_DAYS = 64;
 /** Bits per day: 2^20 (128 KiB). At 100k customers with records on one day, ~9.5% of the others share a bit. */
 export const PRESENCE_BITS = 1 << 20;
 const WORDS = PRESENCE_BITS >>> 5;
-const HEADER = 2;
+const HEADER = 3;
 const NONE = -0x80000000;
 const GENERATION = 0;
 const NEWEST = 1;
+/** The oldest day the bitmaps hold completely (a rebuild may stop short of the newest 64). */
+const COVERED = 2;
+/** Buckets a rebuild reads at most (plus the rest of the day it is on): about a second. */
+export const PRESENCE_REBUILD_BUCKETS = 1_000_000;
 
 /** The bit of a customer id in a day's bitmap: FNV-1a over the UTF-16 code units, mixed, top 20 bits. */
 export function presenceBit(customerId: string): number {
@@ -76,18 +80,28 @@ export class GoldPresence {
 
   /**
    * Builds the bitmaps of gold's newest {@link PRESENCE_DAYS} days from its buckets, with the
-   * writer's connection and before the writer's first commit: every bucket written later is marked.
+   * writer's connection and before the writer's first commit: every bucket written later is
+   * marked. It reads at most about `budget` buckets (~1 µs each), newest day first.
    */
-  rebuild(db: Database): void {
+  rebuild(db: Database, budget = PRESENCE_REBUILD_BUCKETS): void {
     this.retire();
     const newest = db.prepare("SELECT max(d) FROM (SELECT max(day) AS d FROM customer_daily UNION ALL SELECT max(day) FROM feature_daily)").pluck().get() as number | null;
     this.bits.fill(0);
     Atomics.store(this.header, NEWEST, newest ?? NONE);
+    let covered = newest === null ? NONE : newest + 1;
     if (newest !== null) {
-      const from = newest - PRESENCE_DAYS + 1;
-      const ids = db.prepare("SELECT day, customer_id FROM customer_daily WHERE day >= ? UNION ALL SELECT day, customer_id FROM feature_daily WHERE day >= ?").raw();
-      for (const [day, id] of ids.iterate(from, from) as Iterable<[number, string]>) this.set(day, id);
+      // Newest day first, whole days only: the days a budget leaves out are sought until they age out.
+      const ids = db.prepare("SELECT customer_id FROM customer_daily WHERE day = @day UNION ALL SELECT customer_id FROM feature_daily WHERE day = @day").pluck();
+      let read = 0;
+      for (let day = newest; day > newest - PRESENCE_DAYS && read < budget; day--) {
+        for (const id of ids.iterate({ day }) as Iterable<string>) {
+          this.set(day, id);
+          read++;
+        }
+        covered = day;
+      }
     }
+    Atomics.store(this.header, COVERED, covered);
     Atomics.add(this.header, GENERATION, 1);
   }
 
@@ -114,7 +128,7 @@ export class GoldPresence {
     const end = bits.length;
     // Day base + i: after the newest day nothing this snapshot holds, up to base + old anything (before the bitmaps).
     const last = Math.min(PRESENCE_DAYS - 1, newest - base);
-    const old = newest - PRESENCE_DAYS - base;
+    const old = Math.max(newest - PRESENCE_DAYS, Atomics.load(this.header, COVERED) - 1) - base;
     let at = slotOf(base) * WORDS + (bit >>> 5);
     let lo = 0;
     let hi = 0;
