@@ -107,6 +107,15 @@ describe("tributary run with HTTP endpoints", () => {
     await waitUntil(async () => JSON.parse((await get("/features/1000001?as_of=2027-01-01")).body).purchase_frequency === before.purchase_frequency + 1);
     const after = JSON.parse((await get("/features/1000001?as_of=2027-01-01")).body);
     expect(after.total_spend).toBeCloseTo(before.total_spend + 100, 2);
+    // A record on a day the lookups' presence bitmaps hold (gold's 64 newest): the HTTP thread sees
+    // it once it commits, and answers as the CLI, which seeks every day, does.
+    const asOf = "2026-03-25T06:00:00Z";
+    const path = `/features/1000002?as_of=${encodeURIComponent(asOf)}`;
+    const earlier = JSON.parse((await get(path)).body);
+    await publishToStream(server.url, [recordMessage("transactions", { ...tx, transaction_id: "late-http-2", customer_id: "1000002", transaction_date: "2026-03-20T12:00:00Z" })]);
+    await waitUntil(async () => JSON.parse((await get(path)).body).purchase_frequency === earlier.purchase_frequency + 1);
+    const cli = await runCli(["features", "--data-dir", dir, "--as-of", asOf, "--customer", "1000002", "--format", "json"]);
+    expect(JSON.parse((await get(path)).body)).toEqual(JSON.parse(cli.stdout));
   });
 
   it("is not ready while NATS is down, and ready again after it returns", async () => {
