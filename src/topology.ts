@@ -254,6 +254,9 @@ export class Topology {
       this.log.warn({ event: "close_failed", reason: (err as Error).message }, "closing the commit thread failed");
     }
     this.committer = null;
+    // The writer marks no more buckets, even if its thread ended without closing gold (terminated,
+    // out of memory): from here lookups seek every day, as whoever writes the data dir next does not mark.
+    this.presence.retire();
     this.local?.close();
   }
 }

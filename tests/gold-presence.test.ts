@@ -117,6 +117,24 @@ describe("GoldPresence", () => {
     }
   });
 
+  it("once its owner retires it, a writer that never closed (its thread ended) leaves no day skipped for whoever writes next", () => {
+    const dir = tmp();
+    new SilverStore(dir, storage).close();
+    const presence = new GoldPresence();
+    const totals = { tx_count: 1, tx_spend_micros: 1, tx_first_at: 0, tx_last_at: 0, session_count: 0, session_ms: 0, interaction_count: 0, event_count: 0, max_at: 0 };
+    const first = new GoldStore(dir, storage, presence);
+    first.apply({ position: 1, days: [{ customer_id: "c1", day: 20_500, ...totals }], profiles: [], features: [] });
+    // The next writer marks nothing here (another process, or a topology of its own).
+    const next = new GoldStore(dir, storage);
+    next.apply({ position: 2, days: [{ customer_id: "c2", day: 20_500, ...totals }], profiles: [], features: [] });
+    expect(allows(presence.mask("c2", 20_500), 20_500)).toBe(false);
+    presence.retire();
+    presence.retire();
+    expect(presence.mask("c2", 20_500)).toMatchObject({ lo: -1, hi: -1 });
+    next.close();
+    first.db.close();
+  });
+
   it("never rules out a committed day while another thread moves the newest day", async () => {
     const presence = built();
     // The writer marks "x" on each new day, then publishes that day as committed (as a COMMIT

@@ -75,7 +75,11 @@ export class GoldPresence {
 
   /** Readers seek every day until the bitmaps are built again (a writer is opening, or has closed). */
   retire(): void {
-    if (Atomics.load(this.header, GENERATION) % 2 === 1) Atomics.add(this.header, GENERATION, 1);
+    // Compare-and-swap: two threads retiring at once (a writer closing, the topology after it) make it even once.
+    for (;;) {
+      const generation = Atomics.load(this.header, GENERATION);
+      if ((generation & 1) === 0 || Atomics.compareExchange(this.header, GENERATION, generation, generation + 1) === generation) return;
+    }
   }
 
   /**
@@ -120,7 +124,7 @@ export class GoldPresence {
   mask(customerId: string, dayT: number): PresenceMask {
     const base = dayT - PRESENCE_DAYS + 1;
     const generation = Atomics.load(this.header, GENERATION);
-    if (generation % 2 === 0) return { base, lo: ALL, hi: ALL };
+    if ((generation & 1) === 0) return { base, lo: ALL, hi: ALL };
     const newest = Atomics.load(this.header, NEWEST);
     const bit = presenceBit(customerId);
     const flag = 1 << (bit & 31);
@@ -154,7 +158,7 @@ export class GoldPresence {
   /** Moves the newest day to `day`: the slots of the days after the old newest one are cleared for them. */
   private advance(newest: number, day: number): void {
     const first = newest === NONE ? day - PRESENCE_DAYS + 1 : Math.max(newest + 1, day - PRESENCE_DAYS + 1);
-    const stable = Atomics.load(this.header, GENERATION) % 2 === 1;
+    const stable = (Atomics.load(this.header, GENERATION) & 1) === 1;
     if (stable) Atomics.add(this.header, GENERATION, 1);
     for (let d = first; d <= day; d++) this.bits.fill(0, slotOf(d) * WORDS, (slotOf(d) + 1) * WORDS);
     Atomics.store(this.header, NEWEST, day);
