@@ -12,7 +12,7 @@ import { GOLD_MIGRATIONS, featureSql } from "./sinks/gold.js";
 import { boundarySql } from "./sinks/gold-layout.js";
 import { BUILTIN_FEATURES, fieldOf, storedUnits, type CustomFeature } from "./model/features.js";
 import { SILVER_MIGRATIONS, checkSilverHorizon } from "./sinks/silver.js";
-import { GoldPresence } from "./sinks/gold-presence.js";
+import { GoldPresence, PRESENCE_DAYS } from "./sinks/gold-presence.js";
 import { NoDataError, StorageError } from "./errors.js";
 
 /** The built-in feature columns, in output order (the CSV header): the registry's order. */
@@ -104,7 +104,7 @@ function customerSql(custom: boolean): string {
   // The first day as one uncorrelated scalar, so gold_days is a range read of its key, not a scan testing each day.
   // Days the presence bitmaps say hold no bucket of the customer are skipped: bit (day − @base) of @lo, then of @hi, is 0.
   const days = `SELECT day FROM gold_days WHERE day <= @dayT AND day >= (SELECT ${from} FROM gold_layout l)
-    AND (day < @base OR ((CASE WHEN day - @base < 32 THEN @lo >> (day - @base) ELSE @hi >> (day - @base - 32) END) & 1) = 1)`;
+    AND (day < @base OR day > @base + ${PRESENCE_DAYS - 1} OR ((CASE WHEN day - @base < 32 THEN @lo >> (day - @base) ELSE @hi >> (day - @base - 32) END) & 1) = 1)`;
   const parts = [
     `SELECT 0, position, ${nulls(9)} FROM checkpoint WHERE layer = 'gold'`,
     `SELECT 7, ${boundary}, ${nulls(9)} FROM gold_layout l`,

@@ -49,8 +49,9 @@ export function presenceBit(customerId: string): number {
 const slotOf = (day: number) => ((day % PRESENCE_DAYS) + PRESENCE_DAYS) % PRESENCE_DAYS;
 
 /**
- * Days a lookup may skip, the {@link PRESENCE_DAYS} days from `base`: bit i of `lo` (day base + i)
- * or of `hi` (day base + 32 + i) is 0 when that day holds no bucket of the customer.
+ * Days a lookup may skip, among the {@link PRESENCE_DAYS} days from `base`: bit i of `lo` (day
+ * base + i) or of `hi` (day base + 32 + i) is 0 when that day holds no bucket of the customer.
+ * Days before `base` and after those 64 are sought.
  */
 export interface PresenceMask {
   readonly base: number;
@@ -118,14 +119,16 @@ export class GoldPresence {
   }
 
   /**
-   * The {@link PRESENCE_DAYS} days up to `dayT` on which `customerId` may have a bucket. Call it
-   * once the read transaction that reads the buckets has its snapshot.
+   * The days on which `customerId` may have a bucket, among the {@link PRESENCE_DAYS} days up to
+   * `dayT` or, when gold's newest day is before `dayT`, up to that day (none after it can hold
+   * one). Call it once the read transaction that reads the buckets has its snapshot.
    */
   mask(customerId: string, dayT: number): PresenceMask {
-    const base = dayT - PRESENCE_DAYS + 1;
     const generation = Atomics.load(this.header, GENERATION);
-    if ((generation & 1) === 0) return { base, lo: ALL, hi: ALL };
+    if ((generation & 1) === 0) return { base: dayT - PRESENCE_DAYS + 1, lo: ALL, hi: ALL };
     const newest = Atomics.load(this.header, NEWEST);
+    // Anchored at the newest day when T is later (an idle daemon, a lookup of now before today's first record).
+    const base = (newest === NONE ? dayT : Math.min(dayT, newest)) - PRESENCE_DAYS + 1;
     const bit = presenceBit(customerId);
     const flag = 1 << (bit & 31);
     const bits = this.bits;
