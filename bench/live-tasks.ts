@@ -143,10 +143,14 @@ export interface LivePublisherResult {
  * Child side: publishes `rate × seconds` generated messages at a fixed rate with core NATS
  * publishes into the stream's subjects (no per-message PubAck round trip, so the publisher costs
  * the shared CPU as little as possible; the parent checks afterwards that the stream stored every
- * message). Every 1 ms timer tick sends whatever is due.
+ * message). Every 1 ms timer tick sends whatever is due, until the total is sent or the parent
+ * says finish.
  */
-export async function runLivePublisher(o: LivePublisherOptions): Promise<LivePublisherResult> {
+export async function runLivePublisher(o: LivePublisherOptions, control?: WorkerControl): Promise<LivePublisherResult> {
   const total = Math.round(o.rate * o.seconds);
+  // The parent's `finish` stops it early: `seconds` is then an upper bound.
+  let stopped = false;
+  void control?.finish.then(() => (stopped = true));
   const nc = await connect({ servers: o.url, name: "bench-publisher" , noAsyncTraces: true });
   const messages = workloadMessages(o.prefix, { ...o.workload, seed: o.seed, messages: total });
   const sentAt = new Float64Array(total);
@@ -171,7 +175,7 @@ export async function runLivePublisher(o: LivePublisherOptions): Promise<LivePub
         if (lag > maxLagMs) maxLagMs = lag;
         sent++;
       }
-      if (sent >= total) resolve();
+      if (sent >= total || stopped) resolve();
       else setTimeout(tick, 1);
     };
     tick();

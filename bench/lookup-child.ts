@@ -11,6 +11,7 @@ import { layerPath } from "../src/sinks/database.js";
 import { prng } from "../src/sources/generator.js";
 import type { ConfigInput } from "../src/config.js";
 import { cpuSince, peakRssMb } from "./stats.js";
+import { probeDeadlineMs } from "./lookup.js";
 
 export interface LookupTopologyTask {
   readonly role: "topology";
@@ -93,10 +94,6 @@ async function timedCalls(rate: number, seconds: number, lookup: () => boolean):
   return { ms: answered, requests: done, seconds: (performance.now() - t0) / 1000, notFound, queued: 0, maxQueueMs: 0, cpuSeconds: cpuSince(cpu0) };
 }
 
-/** A probe that cannot keep up stops after this long, with what it answered by then. */
-function probeDeadlineMs(seconds: number): number {
-  return (seconds * 2 + 5) * 1000;
-}
 
 async function runTopology(task: LookupTopologyTask, send: (m: TopologyToParent) => Promise<void>, messages: AsyncIterable<ParentToTopology>): Promise<void> {
   const t0 = performance.now();

@@ -26,6 +26,11 @@ import type { LivePublisherResult } from "./live-tasks.js";
 import type { LookupHttpTask, LookupTopologyTask, ParentToTopology, ProbeResult, TopologyToParent } from "./lookup-child.js";
 
 const CHILD = fileURLToPath(new URL("./lookup-child.js", import.meta.url));
+
+/** A probe that cannot keep up stops after this long, with what it answered by then. */
+export function probeDeadlineMs(seconds: number): number {
+  return (seconds * 2 + 5) * 1000;
+}
 const HOUR_MS = 3_600_000;
 
 export interface LookupOptions {
@@ -213,8 +218,11 @@ export async function lookupPhase(o: LookupOptions): Promise<LookupResult> {
 
     const ingestRate = o.ingestRate ?? o.ingestShare * drainEps;
     const warmup = 2;
-    const publishSeconds = warmup + 2 * o.seconds + 6;
-    o.log(`  publishing ${Math.round(ingestRate)} msg/s for ${publishSeconds} s while probing again`);
+    // Long enough for both probes even when they cannot keep up and run to their deadline (the
+    // second must not run after the publisher stopped: it then measured a pipeline half idle);
+    // told to finish once they are done.
+    const publishSeconds = warmup + (2 * probeDeadlineMs(o.seconds)) / 1000 + 6;
+    o.log(`  publishing ${Math.round(ingestRate)} msg/s while probing again (for at most ${publishSeconds} s)`);
     const now = Date.now();
     const publisher = startWorker<LivePublisherResult>({
       kind: "live-publisher",
@@ -228,6 +236,7 @@ export async function lookupPhase(o: LookupOptions): Promise<LookupResult> {
     });
     await new Promise((r) => setTimeout(r, warmup * 1000));
     await both("ingest", o.seed + 2);
+    publisher.send({ type: "finish", expected: 0 });
     const pub = await publisher.result;
     o.log(`  publisher sent ${pub.sent.toLocaleString("en-US")} at ${Math.round(pub.sent / pub.seconds)} msg/s`);
     topology.send({ type: "stop" });

@@ -32,7 +32,7 @@ async function dispatch(task: WorkerTask, control: WorkerControl): Promise<unkno
     case "live-topology":
       return runLiveTopology(task, control);
     case "live-publisher":
-      return runLivePublisher(task);
+      return runLivePublisher(task, control);
     case "micro":
       return runMicro(task);
   }
