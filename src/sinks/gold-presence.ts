@@ -26,7 +26,8 @@ import type { Database } from "better-sqlite3";
 /** Days covered: the window of the built-in features (31 days with its first partial one) and up to 32 days not yet folded. */
 export const PRESENCE_DAYS = 64;
 /** Bits per day: 2^20 (128 KiB). At 100k customers with records on one day, ~9.5% of the others share a bit. */
-export const PRESENCE_BITS = 1 << 20;
+const BIT_INDEX_BITS = 20;
+export const PRESENCE_BITS = 1 << BIT_INDEX_BITS;
 const WORDS = PRESENCE_BITS >>> 5;
 const HEADER = 3;
 const NONE = -0x80000000;
@@ -37,13 +38,13 @@ const COVERED = 2;
 /** Buckets a rebuild reads at most (plus the rest of the day it is on): about a second. */
 export const PRESENCE_REBUILD_BUCKETS = 1_000_000;
 
-/** The bit of a customer id in a day's bitmap: FNV-1a over the UTF-16 code units, mixed, top 20 bits. */
+/** The bit of a customer id in a day's bitmap: FNV-1a over the UTF-16 code units, mixed, its top bits (below {@link PRESENCE_BITS}). */
 export function presenceBit(customerId: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < customerId.length; i++) h = Math.imul(h ^ customerId.charCodeAt(i), 0x01000193);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> (32 - 20);
+  return (h ^ (h >>> 16)) >>> (32 - BIT_INDEX_BITS);
 }
 
 const slotOf = (day: number) => ((day % PRESENCE_DAYS) + PRESENCE_DAYS) % PRESENCE_DAYS;
