@@ -12,7 +12,9 @@
  * transaction as the data, and catch up from bronze after a crash (`runtime/recovery.ts`).
  * Admission, batching, acks and positions are the commit loop's (`runtime/commit-loop.ts`); the
  * commits run on a worker thread by default (`runtime/committer.ts`), so the thread that runs the
- * NATS client and the operators never waits for SQLite, and several batches may be in flight.
+ * NATS client never waits for SQLite, and several batches may be in flight. The per-record stages
+ * run on that worker too, right before bronze, unless the embedder gave stages of its own (closures
+ * stay on this thread); the graph is the same either way, only where it runs differs.
  */
 import { Subject, takeUntil, type Observable } from "rxjs";
 import type { Config } from "./config.js";
@@ -24,7 +26,7 @@ import type { Logger } from "./log.js";
 import { openCommitter, type Committer } from "./runtime/committer.js";
 import { openDataDir, type LocalDataDir } from "./runtime/data-dir.js";
 import { SegmentCache } from "./runtime/segments.js";
-import { RunStats, summaryFields, type PipelineStats } from "./runtime/stats.js";
+import { RunStats, WindowReadings, summaryFields, type PipelineStats } from "./runtime/stats.js";
 import { readLayerTotals } from "./observability/layer-totals.js";
 import { recoverLayers } from "./runtime/recovery.js";
 import { CommitLoop, commitFailure } from "./runtime/commit-loop.js";
@@ -34,6 +36,7 @@ import { GoldPresence } from "./sinks/gold-presence.js";
 import { trainingSet } from "./serving/training-set.js";
 import { readinessOf, topologyEndpoints } from "./serving/endpoints.js";
 import type { CustomFeature } from "./model/features.js";
+import type { SourceMessage, Staged } from "./types.js";
 
 export type { SourceSpec } from "./sources/factory.js";
 export type { PipelineStats } from "./runtime/stats.js";
@@ -91,9 +94,9 @@ export class Topology {
 
   constructor(private readonly options: TopologyOptions) {
     ({ config: this.config, custom: this.custom, log: this.log } = this.resolved = resolveOptions(options));
-    const window = this.resolved.window;
+    const window = new WindowReadings(this.resolved.window);
     this.metrics = topologyMetrics(options.metrics, window, () => this.jetstream);
-    this.run = new RunStats(this.metrics, this.log, () => window.watermark);
+    this.run = new RunStats(this.metrics, this.log, window);
     this.stats$ = this.run.stats$;
     this.serving = new FeatureService(this.config.dataDir, { busyTimeout: this.config.storage.busyTimeout, features: this.custom, presence: this.presence.buffer });
     this.features = { get: (id, asOf) => this.serving.get(id, asOf), all: (asOf) => this.serving.all(asOf) };
@@ -145,7 +148,9 @@ export class Topology {
       const committer = (this.committer = await openCommitter({ ...committerOptions(this.resolved), presence: this.presence.buffer }));
       const opened = await openSource(this.options.source, { config: this.config, bronze, log: this.log, signal: this.starting.signal, pull: () => loop.pull() });
       this.jetstream = opened.jetstream;
-      pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), this.run.timed(stages()), committer);
+      // With the stages on the commit thread, this thread only admits, batches and acknowledges.
+      const live: (m: SourceMessage) => Staged | SourceMessage = committer.runsStages ? (m) => m : stages();
+      pipeline$ = loop.consume(opened.messages.pipe(takeUntil(this.stop$)), this.run.timed(live), committer);
     } catch (err) {
       await this.close();
       // Stopped before the source was open (a SIGTERM while the broker is unreachable): a clean stop.

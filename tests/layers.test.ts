@@ -12,6 +12,7 @@ import { GoldFolder } from "../src/sinks/gold-layout.js";
 import { emptyTotals } from "../src/operators/aggregate.js";
 import { openLayer } from "../src/sinks/database.js";
 import { dumpLayers } from "./helpers/tables.js";
+import type { InsertedStage } from "../src/operators/stage.js";
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -24,26 +25,67 @@ afterEach(() => {
 });
 
 describe("commit thread", () => {
-  it("gives table-identical silver and gold on the worker thread and inline, with small batches", async () => {
-    const dumps = [];
-    for (const commitThread of ["worker", "inline"] as const) {
+  it("gives table-identical silver and gold, stats and window gauges wherever the stages run, with small batches", async () => {
+    // The built-in stages run on the commit worker; an embedder's stage (a closure) keeps them on
+    // the consuming thread; inline, everything is on one thread. All three must agree.
+    const passThrough: InsertedStage = { after: "dedupe", id: "pass-through", apply: (s) => s };
+    const placements = [
+      { name: "stages on the commit worker", commitThread: "worker" as const, stages: [] },
+      { name: "stages on the consuming thread", commitThread: "worker" as const, stages: [passThrough] },
+      { name: "inline", commitThread: "inline" as const, stages: [] },
+    ];
+    const runs = [];
+    for (const p of placements) {
       const dir = tmp();
       const t = createTopology({
         dataDir: dir,
         source: { kind: "generator", messages: 6_000, seed: 7 },
-        config: { storage: { commitThread }, batch: { maxRecords: 250 } },
-        metrics: false,
+        config: { storage: { commitThread: p.commitThread }, batch: { maxRecords: 250 } },
+        stages: p.stages,
+        metrics: "pipeline-only",
       });
       await t.start();
       const stats = await t.done;
-      expect(stats.bronze).toBe(6_000);
-      // Each run receives the generated records at its own wall-clock time.
-      dumps.push(dumpLayers(dir, ["available_at"]));
+      expect(stats.bronze, p.name).toBe(6_000);
+      const text = await t.metrics!.text();
+      const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, "m").exec(text)?.[1]);
+      runs.push({
+        // Each run receives the generated records at its own wall-clock time.
+        dump: dumpLayers(dir, ["available_at"]),
+        counts: { silver: stats.silver, duplicates: stats.duplicates, quarantined: stats.quarantined, redelivered: stats.redelivered, watermark: stats.watermark },
+        window: gauge("tributary_dedupe_cache_entries"),
+        watermark: gauge("tributary_watermark_timestamp_seconds"),
+        // Silver's latest event time, independently of the window.
+        latest: Math.max(...Object.entries(EVENT_TIME).map(([table, column]) => silverMax(dir, table, column))),
+      });
     }
-    expect(dumps[0]!["gold.customer_daily"]!.length).toBeGreaterThan(100);
-    expect(dumps[0]).toEqual(dumps[1]);
+    const first = runs[0]!;
+    expect(first.dump["gold.customer_daily"]!.length).toBeGreaterThan(100);
+    expect(first.counts.duplicates.transactions).toBeGreaterThan(0);
+    expect(Object.values(first.counts.quarantined).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    expect(first.window).toBeGreaterThan(1_000);
+    // The window's watermark is the highest event time seen: at least silver's latest (quarantined records may be later).
+    expect(first.counts.watermark).toBeGreaterThanOrEqual(first.latest);
+    expect(first.watermark).toBe(first.counts.watermark! / 1000);
+    for (const [i, r] of runs.entries()) {
+      expect(r.dump, placements[i]!.name).toEqual(first.dump);
+      expect(r.counts, placements[i]!.name).toEqual(first.counts);
+      expect([r.window, r.watermark], placements[i]!.name).toEqual([first.window, first.watermark]);
+    }
   });
 });
+
+/** Each event table's event-time column in silver. */
+const EVENT_TIME = { transactions: "transaction_at", interactions: "interaction_at", events: "event_at", sessions: "session_start_at" };
+
+function silverMax(dir: string, table: string, column: string): number {
+  const db = new Database(join(dir, "silver.sqlite"), { readonly: true });
+  try {
+    return db.prepare(`SELECT max(${column}) FROM ${table}`).pluck().get() as number;
+  } finally {
+    db.close();
+  }
+}
 
 describe("gold schema 2", () => {
   it("turns schema 1's customer_features table into a view over the buckets, keeping every bucket", () => {

@@ -3,17 +3,14 @@
  * Labels are bounded sets (layer, entity, reason): no customer id ever becomes a label.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { ENTITIES, type Reason } from "../types.js";
-import type { DedupeWindow } from "../operators/dedupe.js";
+import type { Reason } from "../types.js";
+import type { WindowReading } from "../runtime/layer-writer.js";
 import type { JetStreamSource } from "../sources/jetstream.js";
 import type { LayerTotals } from "./layer-totals.js";
 
-const KNOWN_ENTITIES: ReadonlySet<string> = new Set(ENTITIES);
+import { entityLabel } from "./labels.js";
 
-/** The entity label: one of the five entities, or `unknown` for anything else (bounded cardinality). */
-export function entityLabel(entity: string): string {
-  return KNOWN_ENTITIES.has(entity) ? entity : "unknown";
-}
+export { entityLabel };
 
 /** Names of tributary's own metrics, as the dashboard and the docs use them. */
 export const METRIC_NAMES = [
@@ -221,7 +218,7 @@ export class PipelineMetrics {
  * A topology's metrics, as its `metrics` option asks (null for false): the dedupe window's gauges,
  * and the consumer's from the JetStream source once there is one.
  */
-export function topologyMetrics(option: boolean | "pipeline-only" | undefined, window: DedupeWindow, jetstream: () => JetStreamSource | null): PipelineMetrics | null {
+export function topologyMetrics(option: boolean | "pipeline-only" | undefined, window: WindowReading, jetstream: () => JetStreamSource | null): PipelineMetrics | null {
   if (option === false) return null;
   const sources: MetricsSources = {
     dedupeEntries: () => window.size,

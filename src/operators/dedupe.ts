@@ -37,7 +37,12 @@ export class DedupeWindow {
   private index = new Int32Array(0);
   private mask = 0;
 
-  constructor(private readonly options: DedupeOptions) {
+  /** @param watermark where the watermark starts (another window's, carried over), or null */
+  constructor(
+    private readonly options: DedupeOptions,
+    watermark: number | null = null,
+  ) {
+    if (watermark !== null) this.watermarkMs = watermark;
     this.resize(Math.min(INITIAL_CAPACITY, options.maxEntries));
   }
 

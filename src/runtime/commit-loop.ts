@@ -9,7 +9,6 @@ import { filter, map, mergeMap, type Observable, type OperatorFunction } from "r
 import type { SourceMessage, Staged } from "../types.js";
 import { batchForCommit } from "../operators/batch.js";
 import type { BronzeStore } from "../sinks/bronze.js";
-import { entityLabel } from "../observability/metrics.js";
 import { CheckpointError } from "../errors.js";
 import type { Committer } from "./committer.js";
 import { CommitCredit } from "./commit-credit.js";
@@ -61,16 +60,19 @@ export class CommitLoop {
 
   /**
    * The loop itself: source messages in, through admission, the composed stages and batching, to
-   * the committer; completes when the source does and every batch has been through gold.
+   * the committer; completes when the source does and every batch has been through gold. A
+   * committer that runs the stages itself ({@link Committer.runsStages}) gets the messages as
+   * they are, and `stages` only counts them in.
    */
-  consume(source$: Observable<SourceMessage>, stages: (m: SourceMessage) => Staged, committer: Committer): Observable<void> {
+  consume(source$: Observable<SourceMessage>, stages: (m: SourceMessage) => Staged | SourceMessage, committer: Committer): Observable<void> {
     const gate = new CommitGate();
     const { maxRecords, maxWait } = this.options.batch;
+    const msgOf = committer.runsStages ? (item: Staged | SourceMessage) => item as SourceMessage : (item: Staged | SourceMessage) => (item as Staged).msg;
     return source$.pipe(
       this.admit(),
       map(stages),
-      batchForCommit<Staged>({ maxRecords, maxWaitMs: maxWait, gate }),
-      mergeMap((batch) => this.commit(committer, batch, gate), MAX_BATCHES_IN_FLIGHT),
+      batchForCommit<Staged | SourceMessage>({ maxRecords, maxWaitMs: maxWait, gate }),
+      mergeMap((batch) => this.commit(committer, batch, msgOf, gate), MAX_BATCHES_IN_FLIGHT),
     );
   }
 
@@ -106,33 +108,28 @@ export class CommitLoop {
    * acknowledged (one cumulative ack for JetStream); after silver and gold, stats, metrics and the
    * features cache are brought up to date.
    */
-  private commit(committer: Committer, batch: Staged[], gate: CommitGate): Promise<void> {
+  private commit(committer: Committer, batch: (Staged | SourceMessage)[], msgOf: (item: Staged | SourceMessage) => SourceMessage, gate: CommitGate): Promise<void> {
     const { run, cumulativeAck } = this.options;
     // Take what the reports need now, so the batch itself can be collected while it commits:
     // records that outlive a young-generation GC get promoted, and old-generation GC is costly.
     const n = batch.length;
-    const labels = new Array<string>(n);
-    const customers = new Array<string | null>(n);
     const published = new Array<number | null>(n);
     const lastByOrigin = new Map<string, number>();
     const acks: (() => void)[] = [];
     for (let i = 0; i < n; i++) {
-      const s = batch[i]!;
-      const m = s.msg;
-      labels[i] = entityLabel(s.entity);
-      const o = s.outcome;
-      customers[i] = o.status === "valid" || o.status === "duplicate" ? o.record.customer_id : null;
+      const m = msgOf(batch[i]!);
       published[i] = m.publishedAt;
       // Positions only grow within an origin, so the last message of each origin is enough.
       lastByOrigin.set(m.origin, m.originSeq);
       if (!cumulativeAck && m.ack) acks.push(m.ack);
     }
-    if (cumulativeAck && batch[n - 1]!.msg.ack) acks.push(batch[n - 1]!.msg.ack!);
+    const lastAck = msgOf(batch[n - 1]!).ack;
+    if (cumulativeAck && lastAck) acks.push(lastAck);
     let publishedAt: number[] = [];
-    let perEntity = new Map<string, number>();
+    let perEntity: ReadonlyMap<string, number> = new Map();
     gate.submitted();
     return committer.submit(batch, {
-      bronze: (seqs, ms) => {
+      bronze: (seqs, ms, entities) => {
         for (const [origin, seq] of lastByOrigin) if ((this.committed.get(origin) ?? 0) < seq) this.committed.set(origin, seq);
         for (const ack of acks) ack();
         this.credit?.release(n);
@@ -146,17 +143,17 @@ export class CommitLoop {
           }
           committed++;
           last = seq;
-          perEntity.set(labels[i]!, (perEntity.get(labels[i]!) ?? 0) + 1);
           const p = published[i];
           if (p !== null && p !== undefined) publishedAt.push(p);
         }
+        perEntity = new Map(entities);
         run.bronzeCommitted(perEntity, committed, n, last, ms);
         gate.bronzeCommitted();
       },
       silver: (summary, ms) => {
         perEntity = run.silverCommitted(summary, ms);
       },
-      gold: (position, ms) => {
+      gold: (position, ms, customers) => {
         this.options.goldCommitted(customers);
         run.goldCommitted(position, perEntity, publishedAt, ms);
         publishedAt = [];

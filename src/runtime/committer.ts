@@ -5,7 +5,7 @@
  * worker threads are unwelcome may prefer. Both run {@link LayerWriter}.
  */
 import { Worker } from "node:worker_threads";
-import type { Staged } from "../types.js";
+import type { SourceMessage, Staged } from "../types.js";
 import { CheckpointError, StorageError } from "../errors.js";
 import { layerPath, type StorageOptions } from "../sinks/database.js";
 import { LayerWriter, type CommitReports, type WireRecord } from "./layer-writer.js";
@@ -14,16 +14,25 @@ import type { CustomFeature } from "../model/features.js";
 import type { EntityDefinition } from "../model/entities.js";
 import { retains, type Retention, type RetentionOptions } from "./retention.js";
 import { foldInBackground } from "./maintenance.js";
+import type { StageSettings } from "../operators/built-ins.js";
 
 export type CommitThread = "worker" | "inline";
+
+/** What a batch holds: staged records, or, for a committer that {@link Committer.runsStages}, source messages. */
+export type CommitItem = Staged | SourceMessage;
 
 /** Commits batches in submission order. */
 export interface Committer {
   /**
+   * Whether this committer runs the record stages itself, on its own thread: then batches are
+   * source messages, and the thread that consumes only admits and batches them.
+   */
+  readonly runsStages: boolean;
+  /**
    * Queues a batch. Its reports arrive in protocol order; the promise resolves after its last
    * commit and rejects when any commit fails (every later batch then fails too).
    */
-  submit(batch: readonly Staged[], reports: CommitReports): Promise<void>;
+  submit(batch: readonly CommitItem[], reports: CommitReports): Promise<void>;
   /** Closes the layer files once everything submitted is done (or failed). */
   close(): Promise<void>;
 }
@@ -47,6 +56,12 @@ export interface CommitterOptions {
   readonly thread: CommitThread;
   /** The buffer of this process's gold presence bitmaps (`sinks/gold-presence.ts`), which the writer keeps for lookups. */
   readonly presence?: SharedArrayBuffer;
+  /**
+   * Run the built-in record stages on the commit thread, with a dedupe window of its own whose
+   * watermark starts where the caller's stood. Only a worker committer does; inline, the
+   * caller's thread runs them anyway.
+   */
+  readonly stages?: { readonly settings: StageSettings; readonly watermark: number | null };
 }
 
 /** Opens a committer; resolves once the layer files are open for writing. */
@@ -60,6 +75,7 @@ export async function openCommitter(options: CommitterOptions): Promise<Committe
 }
 
 class InlineCommitter implements Committer {
+  readonly runsStages = false;
   private failure: unknown = null;
   private readonly pruning: NodeJS.Timeout | null;
   private readonly folding: { stop(): void };
@@ -88,10 +104,10 @@ class InlineCommitter implements Committer {
     this.pruning?.unref();
   }
 
-  submit(batch: readonly Staged[], reports: CommitReports): Promise<void> {
+  submit(batch: readonly CommitItem[], reports: CommitReports): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     try {
-      this.writer.commit(batch, reports);
+      this.writer.commit(batch as readonly Staged[], reports);
       return Promise.resolve();
     } catch (err) {
       this.failure = err;
@@ -109,9 +125,9 @@ class InlineCommitter implements Committer {
 /** Messages from the commit worker. */
 export type WorkerReply =
   | { readonly type: "ready" }
-  | { readonly type: "bronze"; readonly id: number; readonly seqs: (number | null)[]; readonly ms: number }
+  | { readonly type: "bronze"; readonly id: number; readonly seqs: (number | null)[]; readonly ms: number; readonly perEntity: [string, number][] }
   | { readonly type: "silver"; readonly id: number; readonly summary: Parameters<CommitReports["silver"]>[0]; readonly ms: number }
-  | { readonly type: "gold"; readonly id: number; readonly position: number; readonly ms: number }
+  | { readonly type: "gold"; readonly id: number; readonly position: number; readonly ms: number; readonly customers: string[] }
   | { readonly type: "done"; readonly id: number }
   | { readonly type: "error"; readonly id: number | null; readonly error: SerializedError };
 
@@ -142,52 +158,74 @@ function deserializeError(s: SerializedError): Error {
  * A batch on its way to the commit worker: the payloads concatenated into one buffer, their
  * lengths, and everything else as one JSON text. V8's JSON is native and fast for these plain
  * records (numbers, strings, nulls); the payloads, which are binary, never pass through it.
- * Both buffers are transferred, not copied.
+ * Both buffers are transferred, not copied. `staged` says whether the rows carry each record's
+ * entity and outcome, or only the message, for a worker that runs the stages itself.
  */
 export interface WireBatch {
+  readonly staged: boolean;
   readonly json: string;
   readonly payloads: Uint8Array;
   readonly lengths: Uint32Array;
 }
 
-type WireRow = [origin: string, originSeq: number, subject: string, receivedAt: number, publishedAt: number | null, contentType: string | null, msgId: string | null, entity: string, outcome: WireRecord["outcome"]];
+type WireMessage = [origin: string, originSeq: number, subject: string, receivedAt: number, publishedAt: number | null, contentType: string | null, msgId: string | null];
+type WireRow = [...WireMessage, entity: string, outcome: WireRecord["outcome"]];
 
-/** Encodes a batch for the worker. */
+/** Encodes a batch of staged records for the worker. */
 export function encodeBatch(batch: readonly Staged[]): WireBatch {
-  const n = batch.length;
-  const lengths = new Uint32Array(n);
-  const rows: WireRow[] = new Array(n);
-  let total = 0;
-  for (let i = 0; i < n; i++) {
+  const rows: WireRow[] = new Array(batch.length);
+  for (let i = 0; i < batch.length; i++) {
     const s = batch[i]!;
     const m = s.msg;
-    lengths[i] = m.data.byteLength;
-    total += m.data.byteLength;
     rows[i] = [m.origin, m.originSeq, m.subject, m.receivedAt, m.publishedAt, m.contentType, m.msgId, s.entity, s.outcome];
   }
+  return wireOf(true, rows, batch, (s) => s.msg.data);
+}
+
+/** Encodes a batch of source messages, not yet staged, for a worker that runs the stages. */
+export function encodeMessages(batch: readonly SourceMessage[]): WireBatch {
+  const rows: WireMessage[] = new Array(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const m = batch[i]!;
+    rows[i] = [m.origin, m.originSeq, m.subject, m.receivedAt, m.publishedAt, m.contentType, m.msgId];
+  }
+  return wireOf(false, rows, batch, (m) => m.data);
+}
+
+function wireOf<T>(staged: boolean, rows: unknown[], batch: readonly T[], dataOf: (item: T) => Uint8Array): WireBatch {
+  const n = batch.length;
+  const lengths = new Uint32Array(n);
+  let total = 0;
+  for (let i = 0; i < n; i++) total += lengths[i] = dataOf(batch[i]!).byteLength;
   const payloads = new Uint8Array(total);
   let at = 0;
   for (let i = 0; i < n; i++) {
-    payloads.set(batch[i]!.msg.data, at);
+    payloads.set(dataOf(batch[i]!), at);
     at += lengths[i]!;
   }
-  return { json: JSON.stringify(rows), payloads, lengths };
+  return { staged, json: JSON.stringify(rows), payloads, lengths };
 }
 
-/** Decodes a batch in the worker; each payload is a view into the one transferred buffer. */
+/** Decodes a batch of staged records in the worker; each payload is a view into the one transferred buffer. */
 export function decodeBatch(wire: WireBatch): WireRecord[] {
-  const rows = JSON.parse(wire.json) as WireRow[];
+  return decodeRows<WireRow, WireRecord>(wire, (r, msg) => ({ msg, entity: r[7], outcome: r[8] }));
+}
+
+/** Decodes a batch of source messages ({@link encodeMessages}) in the worker. */
+export function decodeMessages(wire: WireBatch): SourceMessage[] {
+  return decodeRows<WireMessage, SourceMessage>(wire, (_, msg) => msg);
+}
+
+function decodeRows<R extends readonly unknown[], T>(wire: WireBatch, make: (row: R, msg: SourceMessage) => T): T[] {
+  const rows = JSON.parse(wire.json) as R[];
   const payloads = Buffer.from(wire.payloads.buffer, wire.payloads.byteOffset, wire.payloads.byteLength);
-  const out: WireRecord[] = new Array(rows.length);
+  const out: T[] = new Array(rows.length);
   let at = 0;
   for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
+    const row = rows[i]!;
+    const r = row as unknown as WireMessage;
     const len = wire.lengths[i]!;
-    out[i] = {
-      msg: { origin: r[0], originSeq: r[1], subject: r[2], data: payloads.subarray(at, at + len), receivedAt: r[3], publishedAt: r[4], contentType: r[5], msgId: r[6] },
-      entity: r[7],
-      outcome: r[8],
-    };
+    out[i] = make(row, { origin: r[0], originSeq: r[1], subject: r[2], data: payloads.subarray(at, at + len), receivedAt: r[3], publishedAt: r[4], contentType: r[5], msgId: r[6] });
     at += len;
   }
   return out;
@@ -225,6 +263,7 @@ class WorkerCommitter implements Committer {
   private constructor(
     private readonly worker: Worker,
     private readonly checkpointer: Worker,
+    readonly runsStages: boolean,
   ) {
     this.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
     this.checkpointerExited = new Promise((resolve) => checkpointer.once("exit", () => resolve()));
@@ -235,7 +274,7 @@ class WorkerCommitter implements Committer {
 
   static open(options: CommitterOptions): Promise<Committer> {
     const worker = new Worker(workerUrl("commit-worker"), {
-      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults, features: options.features ?? [], entities: options.entities, presence: options.presence },
+      workerData: { dataDir: options.dataDir, storage: options.storage, faults: options.faults, features: options.features ?? [], entities: options.entities, presence: options.presence, stages: options.stages },
       // The worker's heap holds a few batches at a time (SQLite's page cache lives outside it);
       // without a limit V8 lets garbage pile up to gigabytes before a full collection.
       resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },
@@ -262,7 +301,7 @@ class WorkerCommitter implements Committer {
             if (m.type === "prune_failed") options.onPruneFailed?.(m.error ?? "unknown error");
             else if (m.type === "fold_failed") options.onFoldFailed?.(m.error ?? "unknown error");
           });
-          resolve(new WorkerCommitter(worker, checkpointer));
+          resolve(new WorkerCommitter(worker, checkpointer, options.stages !== undefined));
         } else if (m.type === "error") {
           cleanup();
           void worker.terminate();
@@ -288,10 +327,10 @@ class WorkerCommitter implements Committer {
     });
   }
 
-  submit(batch: readonly Staged[], reports: CommitReports): Promise<void> {
+  submit(batch: readonly CommitItem[], reports: CommitReports): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const wire = encodeBatch(batch);
+    const wire = this.runsStages ? encodeMessages(batch as readonly SourceMessage[]) : encodeBatch(batch as readonly Staged[]);
     return new Promise<void>((resolve, reject) => {
       this.pending.set(id, { reports, resolve, reject });
       this.worker.postMessage({ type: "batch", id, wire } satisfies WorkerRequest, [wire.payloads.buffer as ArrayBuffer, wire.lengths.buffer as ArrayBuffer]);
@@ -309,13 +348,13 @@ class WorkerCommitter implements Committer {
     try {
       switch (m.type) {
         case "bronze":
-          p.reports.bronze(m.seqs, m.ms);
+          p.reports.bronze(m.seqs, m.ms, m.perEntity);
           break;
         case "silver":
           p.reports.silver(m.summary, m.ms);
           break;
         case "gold":
-          p.reports.gold(m.position, m.ms);
+          p.reports.gold(m.position, m.ms, m.customers);
           break;
         case "done":
           this.pending.delete(m.id);

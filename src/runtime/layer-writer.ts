@@ -14,6 +14,7 @@ import { SilverStore, type Committed, type SilverResult } from "../sinks/silver.
 import { GoldStore } from "../sinks/gold.js";
 import { GoldPresence } from "../sinks/gold-presence.js";
 import { SMALL_CACHE_KIB, derivedLayerStorage, type StorageOptions } from "../sinks/database.js";
+import { entityLabel } from "../observability/labels.js";
 import type { CrashPoint, Faults } from "./faults.js";
 
 /** A staged record reduced to what the layers store: plain data, no ack handle. */
@@ -30,14 +31,26 @@ export interface SilverSummary {
   readonly duplicates: [entity: string, n: number][];
   /** Keyed `<entity>|<reason>`. */
   readonly quarantined: [key: string, n: number][];
+  /** The dedupe window after this batch, when the commit thread ran the stages (and so holds the window). */
+  readonly window?: WindowReading;
+}
+
+/** What the dedupe window holds: its entries and its watermark (null before the first record). */
+export interface WindowReading {
+  readonly size: number;
+  readonly watermark: number | null;
 }
 
 /** Reports from one batch's commits, in this order. Durations are milliseconds. */
 export interface CommitReports {
-  /** Bronze committed: each record's bronze sequence, or null for one bronze already held. */
-  bronze(seqs: (number | null)[], ms: number): void;
+  /**
+   * Bronze committed: each record's bronze sequence (null for one bronze already held), and the
+   * new messages per entity label.
+   */
+  bronze(seqs: (number | null)[], ms: number, perEntity: [label: string, n: number][]): void;
   silver(summary: SilverSummary, ms: number): void;
-  gold(position: number, ms: number): void;
+  /** Gold committed up to `position`; `customers` are those of the batch's records, each once. */
+  gold(position: number, ms: number, customers: string[]): void;
 }
 
 /** Counts of a silver commit, for stats. */
@@ -88,12 +101,17 @@ export class LayerWriter {
     let t = performance.now();
     const seqs = this.bronze.append(batch);
     this.crash("after_bronze");
-    reports.bronze(seqs, performance.now() - t);
+    const ms = performance.now() - t;
     const items: Committed[] = [];
+    const perEntity = new Map<string, number>();
     for (let i = 0; i < batch.length; i++) {
       const seq = seqs[i];
-      if (seq !== null && seq !== undefined) items.push({ staged: batch[i] as Staged, bronzeSeq: seq });
+      if (seq === null || seq === undefined) continue;
+      items.push({ staged: batch[i] as Staged, bronzeSeq: seq });
+      const label = entityLabel(batch[i]!.entity);
+      perEntity.set(label, (perEntity.get(label) ?? 0) + 1);
     }
+    reports.bronze(seqs, ms, [...perEntity]);
     if (items.length === 0) return;
     t = performance.now();
     const result = this.silver.apply(items, items[items.length - 1]!.bronzeSeq);
@@ -103,7 +121,12 @@ export class LayerWriter {
     const delta = aggregateBatch(result, this.features);
     this.gold.apply(delta);
     this.crash("after_gold");
-    reports.gold(delta.position, performance.now() - t);
+    reports.gold(delta.position, performance.now() - t, customersOf(batch));
+  }
+
+  /** The segment silver holds for a customer, as this writer's connection sees it (for enrich on the commit thread). */
+  segmentOf(customerId: string): string | undefined {
+    return this.silver.segmentOf(customerId);
   }
 
   /** Gold's write connection, for its compaction when the writer runs inline. */
@@ -126,4 +149,14 @@ export class LayerWriter {
     if (this.faults.crashPoint !== point || this.batches < this.faults.crashAfterBatches) return;
     process.kill(process.pid, "SIGKILL");
   }
+}
+
+/** The customers of a batch's valid and duplicate records, each once. */
+function customersOf(batch: readonly WireRecord[]): string[] {
+  const seen = new Set<string>();
+  for (const r of batch) {
+    const o = r.outcome;
+    if (o.status === "valid" || o.status === "duplicate") seen.add(o.record.customer_id);
+  }
+  return [...seen];
 }

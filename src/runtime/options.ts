@@ -9,11 +9,10 @@ import type { SourceMessage, Staged } from "../types.js";
 import type { SourceSpec } from "../sources/factory.js";
 import type { HttpListen } from "../http.js";
 import { silentLogger, type Logger } from "../log.js";
-import { decodeStage } from "../operators/decode.js";
-import { validateStage } from "../operators/validate.js";
-import { DedupeWindow, dedupeStage } from "../operators/dedupe.js";
-import { enrichStage, type SegmentDirectory } from "../operators/enrich.js";
-import { composeStages, type InsertedStage } from "../operators/stage.js";
+import { DedupeWindow } from "../operators/dedupe.js";
+import type { SegmentDirectory } from "../operators/enrich.js";
+import type { InsertedStage } from "../operators/stage.js";
+import { builtInStages, type StageSettings } from "../operators/built-ins.js";
 import { customFeaturesOf, type CustomFeature } from "../model/features.js";
 import { resolveEntities, type EntityDefinition } from "../model/entities.js";
 import { NO_FAULTS, type Faults } from "./faults.js";
@@ -67,11 +66,20 @@ export interface ResolvedOptions {
   readonly custom: readonly CustomFeature[];
   readonly log: Logger;
   readonly faults: Faults;
-  /** The dedupe window live consumption and bronze replay share. */
+  /** The dedupe window bronze replay uses, and live consumption when the stages run on this thread. */
   readonly window: DedupeWindow;
+  /** The built-in stages' settings, plain data a worker thread can build the same stages from. */
+  readonly stageSettings: StageSettings;
+  /**
+   * Where live consumption runs the stages: on the commit thread (with `storage.commitThread:
+   * worker` and no stages of the embedder's, whose closures cannot cross threads), or on the thread
+   * that runs the source.
+   */
+  readonly stagesOnCommitThread: boolean;
   /**
    * The per-record stages, composed into one function: decode → validate → dedupe → enrich, with
-   * any embedder's stages at their points. Live consumption and bronze replay run the same one.
+   * any embedder's stages at their points. Bronze replay runs this one, and live consumption
+   * unless {@link stagesOnCommitThread}.
    */
   stages(segments: SegmentDirectory): (m: SourceMessage) => Staged;
 }
@@ -82,9 +90,10 @@ export function resolveOptions(options: TopologyOptions): ResolvedOptions {
   const parsed = parseConfig(options.config ?? {}, { entities });
   const config = options.dataDir ? { ...parsed, dataDir: options.dataDir } : parsed;
   const custom = customFeaturesOf(config.features.custom, entities);
-  const window = new DedupeWindow({ windowMs: config.dedupe.window, maxEntries: config.dedupe.maxEntries });
-  const { maxPayloadBytes, maxDepth, maxFields, maxIdLength, maxTextLength, minEventTime } = config.limits;
-  const rates = config.currency.rates;
+  const dedupe = { windowMs: config.dedupe.window, maxEntries: config.dedupe.maxEntries };
+  const window = new DedupeWindow(dedupe);
+  const stageSettings: StageSettings = { ...config.limits, rates: config.currency.rates, dedupe, entities };
+  const inserted = options.stages ?? [];
   return {
     config,
     entities,
@@ -92,12 +101,9 @@ export function resolveOptions(options: TopologyOptions): ResolvedOptions {
     log: options.log ?? silentLogger,
     faults: options.faults ?? NO_FAULTS,
     window,
-    stages: (segments) =>
-      composeStages(
-        decodeStage({ maxPayloadBytes, maxDepth, maxFields, entities }),
-        [validateStage({ rates, minEventTime, maxIdLength, maxTextLength, entities }), dedupeStage(window), enrichStage({ rates, segments, entities })],
-        options.stages ?? [],
-      ),
+    stageSettings,
+    stagesOnCommitThread: config.storage.commitThread === "worker" && inserted.length === 0,
+    stages: (segments) => builtInStages(stageSettings, window, segments, inserted),
   };
 }
 
@@ -113,6 +119,7 @@ export function committerOptions(r: ResolvedOptions): CommitterOptions {
     entities: r.entities,
     retention: { bronzeMs: config.retention.bronze, silverMs: config.retention.silver, everyMs: config.retention.pruneEvery },
     optimizeEveryMs: config.storage.optimizeEvery,
+    stages: r.stagesOnCommitThread ? { settings: r.stageSettings, watermark: r.window.watermark } : undefined,
     onPruneFailed: (error) => log.warn({ event: "prune_failed", error }, "retention failed; it retries next round"),
     onFoldFailed: (error) => log.warn({ event: "fold_failed", error }, "gold's compaction failed; it retries at the next check"),
   };

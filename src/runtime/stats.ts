@@ -7,7 +7,7 @@ import { BehaviorSubject, type Observable } from "rxjs";
 import type { Entity, Reason } from "../types.js";
 import { ENTITIES, REASONS } from "../types.js";
 import { entityLabel, type PipelineMetrics } from "../observability/metrics.js";
-import type { SilverSummary } from "./layer-writer.js";
+import type { SilverSummary, WindowReading } from "./layer-writer.js";
 import type { Logger } from "../log.js";
 
 /** Counts for the current run, emitted after every commit. */
@@ -73,6 +73,25 @@ function splitQuarantineKey(key: string): [string, Reason] {
   return [key.slice(0, i), key.slice(i + 1) as Reason];
 }
 
+/**
+ * The dedupe window's readings, wherever the window is: this thread's own, or, when the commit
+ * thread runs the stages, the one its silver reports bring back.
+ */
+export class WindowReadings implements WindowReading {
+  private reported: WindowReading | null = null;
+  constructor(private readonly local: WindowReading) {}
+  get size(): number {
+    return (this.reported ?? this.local).size;
+  }
+  get watermark(): number | null {
+    return (this.reported ?? this.local).watermark;
+  }
+  /** The commit thread's window after a batch. */
+  report(reading: WindowReading): void {
+    this.reported = reading;
+  }
+}
+
 /** The stats of one run, with its metrics (null when disabled) and the watermark it reports. */
 export class RunStats {
   private readonly subject = new BehaviorSubject<PipelineStats>(emptyStats());
@@ -89,7 +108,7 @@ export class RunStats {
   constructor(
     private readonly metrics: PipelineMetrics | null,
     private readonly log: Logger,
-    private readonly watermark: () => number | null,
+    private readonly window: WindowReadings,
   ) {}
 
   get value(): PipelineStats {
@@ -136,6 +155,7 @@ export class RunStats {
   /** A silver commit (live or in recovery); returns its accepted records per entity. */
   silverCommitted(commit: SilverSummary, ms?: number): Map<string, number> {
     const s = this.subject.value;
+    if (commit.window) this.window.report(commit.window);
     if (ms !== undefined) this.metrics?.commitSeconds.observe({ layer: "silver" }, ms / 1000);
     const perEntity = new Map<string, number>(commit.accepted);
     for (const [entity, n] of commit.accepted) s.silver[entity as Entity] += n;
@@ -172,7 +192,7 @@ export class RunStats {
     const s = this.subject.value;
     s.batches++;
     s.goldPosition = position;
-    s.watermark = this.watermark();
+    s.watermark = this.window.watermark;
     s.elapsedMs = Date.now() - s.startedAt;
     this.subject.next(s);
     const now = Date.now();
@@ -196,7 +216,7 @@ export class RunStats {
       this.busySince = performance.now();
     }
     s.elapsedMs = Date.now() - s.startedAt;
-    s.watermark = this.watermark();
+    s.watermark = this.window.watermark;
     return s;
   }
 }

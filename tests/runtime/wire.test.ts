@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decodeBatch, encodeBatch } from "../../src/runtime/committer.js";
+import { decodeBatch, decodeMessages, encodeBatch, encodeMessages } from "../../src/runtime/committer.js";
 import type { Staged } from "../../src/types.js";
 import { sourceMessage } from "../helpers/fixtures.js";
 
@@ -31,6 +31,24 @@ describe("the batch wire format to the commit worker", () => {
       expect(decoded[i]!.entity).toBe(batch[i]!.entity);
       expect(decoded[i]!.outcome).toEqual(batch[i]!.outcome);
       expect("ack" in decoded[i]!.msg).toBe(false);
+    }
+  });
+
+  it("carries source messages, not yet staged, for a worker that runs the stages itself", () => {
+    const batch = [
+      sourceMessage({ originSeq: 1, data: Uint8Array.of(0x81, 0xa1, 0x61, 0x01), publishedAt: 1_700_000_000_123, msgId: "m\u00e9-1", contentType: "application/msgpack", ack: () => undefined }),
+      sourceMessage({ originSeq: 2, subject: "tributary.events.more", data: new Uint8Array(0), publishedAt: null }),
+      sourceMessage({ originSeq: 3, data: Buffer.from('{"a":"\\u0000"}') }),
+    ];
+    const wire = encodeMessages(batch);
+    expect(wire.staged).toBe(false);
+    expect(encodeBatch([]).staged).toBe(true);
+    const decoded = decodeMessages(structuredClone(wire));
+    expect(decoded).toHaveLength(3);
+    for (let i = 0; i < batch.length; i++) {
+      const { ack: _ack, ...msg } = batch[i]!;
+      expect({ ...decoded[i]!, data: [...decoded[i]!.data] }).toEqual({ ...msg, data: [...msg.data] });
+      expect("ack" in decoded[i]!).toBe(false);
     }
   });
 });
