@@ -23,6 +23,7 @@ import type { Logger } from "../log.js";
 import { SourceError, StreamMismatchError } from "../errors.js";
 import { compareHeld, judgeStream, parseStoredTime, type StreamIdentity, type StreamPolicy, type StreamState } from "./stream-identity.js";
 import { connectWithRetry, type NatsAuth } from "./nats-connection.js";
+import { rawMessage, readMsgHeaders } from "./msg-headers.js";
 import { parseAckSubject } from "./ack-subject.js";
 
 export { connectWithRetry, redactUrl, type NatsAuth } from "./nats-connection.js";
@@ -427,15 +428,29 @@ export class JetStreamSource {
           this.stallReason = null;
           log.info({ event: "consumer_resumed", streamSeq: seq }, "receiving again");
         }
-        const ct = m.headers?.get("Content-Type");
-        const msgId = m.headers?.get("Nats-Msg-Id");
+        // The two headers and the payload straight from the raw bytes, without nats.js's
+        // per-message header decode (msg-headers.ts); its getters when the bytes are not there.
+        const raw = rawMessage(m);
+        let ct: string | null;
+        let msgId: string | null;
+        let data: Uint8Array;
+        if (raw) {
+          const h = readMsgHeaders(raw.bytes, raw.headerEnd);
+          ct = h.contentType;
+          msgId = h.msgId;
+          data = raw.headerEnd > -1 ? raw.bytes.subarray(raw.headerEnd) : raw.bytes;
+        } else {
+          ct = m.headers?.get("Content-Type") ?? null;
+          msgId = m.headers?.get("Nats-Msg-Id") ?? null;
+          data = m.data;
+        }
         const publishedAt = Math.floor(info.timestampNanos / 1_000_000);
-        this.lastHeld = { seq, data: m.data, storedAt: publishedAt };
+        this.lastHeld = { seq, data, storedAt: publishedAt };
         subscriber.next({
           origin,
           originSeq: seq,
           subject: m.subject,
-          data: m.data,
+          data,
           receivedAt: lastMessageAt,
           // Nanoseconds as a double are exact to well under a microsecond at today's epoch.
           publishedAt,
