@@ -3,28 +3,18 @@
  * a real nats-server delivered (redeliveries included), and on the 12-token form a server with a
  * domain sends.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { describe, expect, it } from "vitest";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServer } from "../../src/testing/nats-server.js";
+import { natsFixture } from "../helpers/nats.js";
 import { parseAckSubject } from "../../src/sources/ack-subject.js";
 
 describe("parseAckSubject", () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
+  const nats = natsFixture();
 
   it("reads what JsMsg.info reads from deliveries of a real server, first and redelivered", async () => {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     await jsm.streams.add({ name: "ACKS", subjects: ["acks.>"] });
-    const js = jetstream(nc);
+    const js = jetstream(nats.nc);
     for (let i = 0; i < 300; i++) await js.publish(`acks.${i % 3}`, new Uint8Array([i & 0xff]));
     await jsm.consumers.add("ACKS", { durable_name: "c", ack_policy: AckPolicy.Explicit, ack_wait: 1_000_000_000 });
     const consumer = await js.consumers.get("ACKS", "c");

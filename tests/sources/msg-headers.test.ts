@@ -3,11 +3,11 @@
  * on messages a real nats-server delivered (with and without headers, odd values, other headers
  * around them), and on crafted header blocks decoded by nats.js's own `MsgHdrsImpl.decode`.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { describe, expect, it } from "vitest";
+import { headers as natsHeaders } from "@nats-io/transport-node";
 import { MsgHdrsImpl } from "@nats-io/nats-core/internal";
 import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { startNatsServer, type NatsServer } from "../../src/testing/nats-server.js";
+import { natsFixture } from "../helpers/nats.js";
 import { rawMessage, readMsgHeaders } from "../../src/sources/msg-headers.js";
 
 const enc = new TextEncoder();
@@ -37,21 +37,12 @@ function mine(block: string): { contentType: string | null; msgId: string | null
 }
 
 describe("readMsgHeaders", () => {
-  let server: NatsServer;
-  let nc: NatsConnection;
-  beforeAll(async () => {
-    server = await startNatsServer();
-    nc = await connect({ servers: server.url });
-  });
-  afterAll(async () => {
-    await nc?.close();
-    await server?.stop();
-  });
+  const nats = natsFixture();
 
   it("reads what headers.get and data read from deliveries of a real server", async () => {
-    const jsm = await jetstreamManager(nc);
+    const jsm = await jetstreamManager(nats.nc);
     await jsm.streams.add({ name: "HDRS", subjects: ["hdrs.>"] });
-    const js = jetstream(nc);
+    const js = jetstream(nats.nc);
     const ids = ["tx-1", "  padded\t", "caf\u00e9-\ud83d\ude00", "x".repeat(300), "a:b:c"];
     const sent: { msgId: string | null; contentType: string | null; data: number[] }[] = [];
     for (let i = 0; i < 60; i++) {
