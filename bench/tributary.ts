@@ -5,7 +5,7 @@
  */
 import Database from "better-sqlite3";
 import { existsSync, statSync } from "node:fs";
-import { createTopology, type PipelineStats } from "../src/topology.js";
+import { createTopology, type PipelineStats, type Topology } from "../src/topology.js";
 import type { ConfigInput } from "../src/config.js";
 import { layerPath, type Layer } from "../src/sinks/database.js";
 import { cpuSince, peakRssMb, startRssSampler } from "./stats.js";
@@ -29,10 +29,11 @@ export function fileBytes(path: string): number {
   return n;
 }
 
-/** The in-memory dedupe window's size. It is private to the topology; read it for reporting only. */
-function dedupeEntries(t: object): number | null {
-  const w = (t as { window?: { size?: unknown } }).window;
-  return typeof w?.size === "number" ? w.size : null;
+/** The in-memory dedupe window's size, as the topology's metrics report it (null without metrics). */
+async function dedupeEntries(t: Topology): Promise<number | null> {
+  const text = await t.metrics?.text();
+  const m = text && /^tributary_dedupe_cache_entries (\S+)$/m.exec(text);
+  return m ? Number(m[1]) : null;
 }
 
 /** Runs the topology over the stream until it has drained, and reports throughput and footprint. */
@@ -68,7 +69,7 @@ export async function runTributary(o: TributaryPhaseOptions): Promise<PhaseResul
   const tDone = performance.now();
   sub.unsubscribe();
   rss.stop();
-  const dedupe = dedupeEntries(topology);
+  const dedupe = await dedupeEntries(topology);
   if (tGold === null) throw new Error(`tributary committed ${stats.bronze} of ${o.events} messages to gold`);
   const seconds = (tGold - t0) / 1000;
   const files = Object.fromEntries((["bronze", "silver", "gold"] as Layer[]).map((l) => [l, fileBytes(layerPath(o.dataDir, l))]));
