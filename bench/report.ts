@@ -390,8 +390,8 @@ export function formatReport(r: BenchResults): string {
     );
   }
   for (const [label, p] of [
-    ["main thread: NATS client and operators", r.profile],
-    ["commit worker thread: SQLite", r.workerProfile],
+    ["main thread: NATS client, admission, batching", r.profile],
+    ["commit worker thread: record stages and SQLite", r.workerProfile],
   ] as const) {
     if (!p) continue;
     out.push("");

@@ -279,7 +279,7 @@ export interface HttpThreadData {
 /**
  * Starts the HTTP server on a thread of its own, which answers `/features/<id>` from its own
  * feature reader over `lookups`: a lookup never waits behind the batch the calling thread (NATS
- * client and operators) is processing. `/metrics`, `/healthz` and `/readyz` are still answered by
+ * client, and the stages when it runs them) is processing. `/metrics`, `/healthz` and `/readyz` are still answered by
  * `backend` on this thread, asked over the thread's port.
  *
  * @throws HttpListenError when it cannot listen there (the port is in use, say).

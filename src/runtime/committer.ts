@@ -1,8 +1,10 @@
 /**
  * Where the layer writer runs. `worker` (the default) commits on a worker thread, so the thread
- * that runs the NATS client and the operators never waits for SQLite; batches are handed over as
- * one JSON text plus one payload buffer ({@link encodeBatch}). `inline` commits on the calling thread, as a library embedded where
- * worker threads are unwelcome may prefer. Both run {@link LayerWriter}.
+ * that runs the NATS client never waits for SQLite; batches are handed over as one JSON text plus
+ * one payload buffer ({@link encodeMessages}, or {@link encodeBatch} for records an embedder's
+ * stages staged on the calling thread), and the worker runs the record stages itself. `inline`
+ * commits on the calling thread, as a library embedded where worker threads are unwelcome may
+ * prefer. Both run {@link LayerWriter}.
  */
 import { Worker } from "node:worker_threads";
 import type { SourceMessage, Staged } from "../types.js";

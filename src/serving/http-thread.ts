@@ -1,7 +1,7 @@
 /**
  * The HTTP server's own thread (`startHttpThread` in `src/http.ts` starts it): it answers
  * `/features/<id>` from a feature reader of its own, so that a lookup never waits behind a batch
- * on the thread that runs the NATS client and the operators. `/metrics`, `/healthz` and `/readyz`
+ * on the thread that runs the NATS client (and the stages, when that thread runs them). `/metrics`, `/healthz` and `/readyz`
  * are that thread's to answer; they are asked over the port.
  */
 import { parentPort, workerData } from "node:worker_threads";
